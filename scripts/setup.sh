@@ -61,7 +61,7 @@ fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -e "$stamp" ]; then
 	say "installing hakwatch and its test tools into .venv"
-	.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	rm -f .venv/.installed-*
 	touch "$stamp"
 fi

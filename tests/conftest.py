@@ -1,0 +1,36 @@
+"""Fixtures every suite shares: the built library and a builder for the small C programs tests drive."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBHAKMEM = ROOT / "libhakmem" / "build" / "libhakmem.so"
+BUILD = ROOT / "tests" / "build"
+
+
+def build_c(source, *flags):
+    """Compile one C file of the tests into tests/build/ (again only when the source is newer)."""
+    source = Path(source)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    binary = BUILD / source.stem
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        subprocess.run(
+            ["gcc", "-O2", "-g", "-Wall", "-Werror", "-pthread", *flags, "-o", str(binary), str(source)],
+            check=True,
+        )
+    return binary
+
+
+@pytest.fixture(scope="session")
+def libhakmem():
+    """Path of libhakmem.so, built (make is a no-op when it is current)."""
+    subprocess.run(["make", "-s", "-C", str(ROOT / "libhakmem")], check=True)
+    return LIBHAKMEM
+
+
+@pytest.fixture(scope="session")
+def c_program():
+    """build_c(source, *flags) -> path of the compiled program."""
+    return build_c
