@@ -1,0 +1,227 @@
+"""Helpers of the allocator suite: run a program with or without libhakmem preloaded, read and check
+HAKMEM_STATS files (schema in libhakmem/STATS.md), size classes from probes/hakmem_counters.h.
+
+Imported by the test modules of tests/allocator/ (pytest puts this folder on sys.path)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+COUNTERS_H = ROOT / "probes" / "hakmem_counters.h"
+
+
+def _header_list(name):
+    text = COUNTERS_H.read_text()
+    m = re.search(rf"^#define {name} (.*)$", text, re.M)
+    assert m, f"{name} not found in {COUNTERS_H}"
+    return m.group(1)
+
+
+CLASS_SIZES = [int(x) for x in _header_list("HAKMEM_CLASS_SIZES").split(",")]
+STAGES = [x.strip().strip('"') for x in _header_list("HAKMEM_STAGE_NAMES").split(",")]
+ROUTES = [x.strip().strip('"') for x in _header_list("HAKMEM_ROUTE_NAMES").split(",")]
+OS_CALLS = [x.strip().strip('"') for x in _header_list("HAKMEM_OS_CALL_NAMES").split(",")]
+SS_EVENTS = ["map", "unmap", "lru_put", "lru_hit", "lru_evict", "madvise"]
+LARGE_EVENTS = ["map", "unmap"]
+MAX_CLASS = CLASS_SIZES[-1]
+
+
+def class_of(size):
+    """Block size of the class serving a request of `size` bytes, or None for a large block."""
+    for c in CLASS_SIZES:
+        if size <= c:
+            return c
+    return None
+
+
+def _show(data, limit=6000):
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        data = data.decode(errors="replace")
+    return data if len(data) <= limit else data[:limit] + f"\n... ({len(data) - limit} more chars)"
+
+
+def describe_status(rc):
+    if rc is None:
+        return "did not finish"
+    if rc < 0:
+        try:
+            return f"killed by signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit status {rc}"
+
+
+class Result:
+    def __init__(self, argv, returncode, stdout, stderr, preload):
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout_bytes = stdout
+        self.stderr_bytes = stderr
+        self.preload = preload
+
+    @property
+    def stdout(self):
+        return self.stdout_bytes.decode(errors="replace")
+
+    @property
+    def stderr(self):
+        return self.stderr_bytes.decode(errors="replace")
+
+    def report(self):
+        return (
+            f"command: {' '.join(map(str, self.argv))}  (libhakmem preloaded: {self.preload})\n"
+            f"{describe_status(self.returncode)}\n"
+            f"--- stderr ---\n{_show(self.stderr_bytes)}\n--- stdout ---\n{_show(self.stdout_bytes)}"
+        )
+
+
+class Hak:
+    """Runs programs with libhakmem preloaded (or not, for the reference run)."""
+
+    def __init__(self, lib):
+        self.lib = Path(lib)
+
+    def env(self, preload=True, stats=None, extra=None, base=None):
+        env = dict(os.environ if base is None else base)
+        for k in list(env):
+            if k.startswith("HAKMEM_") or k in ("LD_PRELOAD", "MALLOC_CHECK_", "MALLOC_PERTURB_"):
+                del env[k]
+        if preload:
+            env["LD_PRELOAD"] = str(self.lib)
+        if stats is not None:
+            env["HAKMEM_STATS"] = str(stats)
+        env.update(extra or {})
+        return env
+
+    def run(self, argv, preload=True, stats=None, env=None, timeout=60, check=True, input=None,
+            cwd=None):
+        """Run argv; on a timeout kill its whole process group and fail. With check, fail unless it
+        exited 0, showing its stderr and stdout."""
+        argv = [str(a) for a in argv]
+        full_env = self.env(preload=preload, stats=stats, extra=env)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(
+                input=input.encode() if isinstance(input, str) else input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            out, err = proc.communicate()
+            res = Result(argv, None, out, err, preload)
+            pytest.fail(f"timed out after {timeout}s (hang or deadlock?)\n{res.report()}",
+                        pytrace=False)
+        res = Result(argv, proc.returncode, out, err, preload)
+        if check and res.returncode != 0:
+            pytest.fail(f"program failed\n{res.report()}", pytrace=False)
+        return res
+
+    def same_output(self, argv, timeout=60, env=None, cwd=None, input=None, cwd_factory=None):
+        """Run argv without and with libhakmem; both must exit 0; return (reference, preloaded)."""
+        ref = self.run(argv, preload=False, timeout=timeout, env=env, cwd=cwd, input=input)
+        got = self.run(argv, preload=True, timeout=timeout, env=env, cwd=cwd, input=input)
+        return ref, got
+
+
+def load_stats(path):
+    path = Path(path)
+    assert path.exists(), f"HAKMEM_STATS file {path} was not written"
+    text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        pytest.fail(f"HAKMEM_STATS file {path} is not valid JSON ({e}):\n{_show(text)}",
+                    pytrace=False)
+
+
+def _is_count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def check_stats_schema(s, pid=None):
+    """Every rule of libhakmem/STATS.md that can be checked on one file. Returns s."""
+    assert isinstance(s, dict), f"stats is not a JSON object: {s!r}"
+    assert s.get("schema") == "hakmem-stats/1", f"schema key: {s.get('schema')!r}"
+    assert isinstance(s.get("pid"), int) and s["pid"] > 0, f"pid: {s.get('pid')!r}"
+    if pid is not None:
+        assert s["pid"] == pid, f"stats pid {s['pid']} != process pid {pid}"
+    assert isinstance(s.get("version"), str) and s["version"], f"version: {s.get('version')!r}"
+    for key in ("allocs", "frees", "refills", "refill_objects", "superslab_events",
+                "large_events", "syscalls"):
+        assert isinstance(s.get(key), dict), f"{key!r} missing or not an object: {s.get(key)!r}"
+    class_keys = {str(c) for c in CLASS_SIZES}
+
+    # allocs: classes (nonzero only) and "large"
+    for k, v in s["allocs"].items():
+        assert k in class_keys or k == "large", f"allocs has unknown key {k!r}"
+        assert _is_count(v), f"allocs[{k!r}] = {v!r} is not a count"
+        assert v > 0, f"allocs[{k!r}] is zero but classes are listed only when nonzero"
+    # frees: fixed names, every one present
+    assert set(s["frees"]) == set(ROUTES), f"frees keys {sorted(s['frees'])} != {sorted(ROUTES)}"
+    for k, v in s["frees"].items():
+        assert _is_count(v), f"frees[{k!r}] = {v!r}"
+    # refills: class -> every stage
+    for k, stages in s["refills"].items():
+        assert k in class_keys, f"refills has unknown class {k!r}"
+        assert isinstance(stages, dict) and set(stages) == set(STAGES), \
+            f"refills[{k!r}] keys {sorted(stages) if isinstance(stages, dict) else stages!r} != {sorted(STAGES)}"
+        for st, v in stages.items():
+            assert _is_count(v), f"refills[{k!r}][{st!r}] = {v!r}"
+        assert sum(stages.values()) > 0, f"refills[{k!r}] is all zero but listed"
+    for k, v in s["refill_objects"].items():
+        assert k in class_keys, f"refill_objects has unknown class {k!r}"
+        assert _is_count(v) and v > 0, f"refill_objects[{k!r}] = {v!r}"
+        n_refills = sum(s["refills"].get(k, {}).values())
+        assert v >= n_refills, f"class {k}: {n_refills} refills brought only {v} objects"
+    for k in s["refills"]:
+        assert k in s["refill_objects"], f"class {k} has refills but no refill_objects"
+    assert set(s["superslab_events"]) == set(SS_EVENTS), \
+        f"superslab_events keys {sorted(s['superslab_events'])} != {sorted(SS_EVENTS)}"
+    assert set(s["large_events"]) == set(LARGE_EVENTS), \
+        f"large_events keys {sorted(s['large_events'])}"
+    for grp in ("superslab_events", "large_events"):
+        for k, v in s[grp].items():
+            assert _is_count(v), f"{grp}[{k!r}] = {v!r}"
+    assert set(s["syscalls"]) == set(OS_CALLS), f"syscalls keys {sorted(s['syscalls'])} != {OS_CALLS}"
+    for k, v in s["syscalls"].items():
+        assert isinstance(v, dict) and set(v) == {"calls", "bytes"}, f"syscalls[{k!r}] = {v!r}"
+        assert _is_count(v["calls"]) and _is_count(v["bytes"]), f"syscalls[{k!r}] = {v!r}"
+        if v["calls"] == 0:
+            assert v["bytes"] == 0, f"syscalls[{k!r}]: bytes without calls: {v!r}"
+    # The gauges derived from the events (STATS.md) can never be negative.
+    ev = s["superslab_events"]
+    cached = ev["lru_put"] - ev["lru_hit"] - ev["lru_evict"]
+    live = ev["map"] + ev["lru_hit"] - ev["lru_put"] - (ev["unmap"] - ev["lru_evict"])
+    assert cached >= 0, f"cached SuperSlabs gauge would be {cached}: {ev}"
+    assert live >= 0, f"live SuperSlabs gauge would be {live}: {ev}"
+    assert ev["unmap"] >= ev["lru_evict"], f"evictions are unmaps too: {ev}"
+    le = s["large_events"]
+    assert le["unmap"] <= le["map"], f"more large unmaps than maps: {le}"
+    return s
+
+
+def check_syscalls_plausible(s):
+    """The allocator's own syscall counts must cover the mapping events it reports."""
+    ev, le, sc = s["superslab_events"], s["large_events"], s["syscalls"]
+    assert sc["mmap"]["calls"] >= ev["map"] + le["map"], \
+        f"mmap calls {sc['mmap']['calls']} < SuperSlab maps {ev['map']} + large maps {le['map']}"
+    assert sc["mmap"]["bytes"] >= ev["map"] * 2 * 1024 * 1024, \
+        f"mmap bytes {sc['mmap']['bytes']} < {ev['map']} SuperSlabs of 2 MiB"
+    assert sc["munmap"]["calls"] >= ev["unmap"] + le["unmap"], \
+        f"munmap calls {sc['munmap']['calls']} < SuperSlab unmaps {ev['unmap']} + large unmaps {le['unmap']}"
+    assert sc["madvise"]["calls"] >= ev["madvise"], \
+        f"madvise calls {sc['madvise']['calls']} < SuperSlab madvise events {ev['madvise']}"
