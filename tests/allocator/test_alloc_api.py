@@ -86,3 +86,10 @@ def test_usable_size_is_writable(hak, prog, allocator):
 def test_realloc_keeps_content_across_classes(hak, prog, allocator):
     res = hak.run([prog("alloc_realloc"), *CLASS_ARGS], preload=allocator == "libhakmem", timeout=90)
     assert "realloc ok" in res.stdout, res.report()
+
+
+@pytest.mark.parametrize("allocator", ALLOCATOR)
+def test_freed_memory_is_reused(hak, prog, allocator):
+    """30 x 48 MiB of mixed blocks and 1500 x 4 MiB large blocks, all freed: bounded peak RSS."""
+    res = hak.run([prog("alloc_api"), "reuse"], preload=allocator == "libhakmem", timeout=120)
+    assert "reuse ok" in res.stdout, res.report()

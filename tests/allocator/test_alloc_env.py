@@ -49,7 +49,7 @@ def test_stdout_untouched(hak, prog, reference, tmp_path):
         res = hak.run([prog("alloc_echo"), "--exit=7", *ARGS], stats=stats, env=env, check=False)
         assert res.returncode == 7, res.report()
         assert res.stdout == reference, f"HAKMEM_STATS={stats}\n{res.report()}"
-    assert (tmp_path / "s.json").exists()
+    assert (tmp_path / "s.json").exists(), "HAKMEM_STATS to a writable path wrote no file"
 
 
 @pytest.mark.parametrize("argv", [
