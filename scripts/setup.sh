@@ -21,7 +21,9 @@ packages=(
 	systemtap-sdt-dev python3-pyparsing
 	python3 python3-venv python3-pip python3-bpfcc bpfcc-tools linux-headers-amd64 bpftrace
 	libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4
-	prometheus strace valgrind procps sqlite3
+	prometheus strace valgrind procps sqlite3 curl
+	# CPython's own test suite, run under libhakmem by tests/allocator
+	libpython3.11-testsuite
 )
 missing=()
 for p in "${packages[@]}"; do
