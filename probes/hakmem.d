@@ -1,7 +1,8 @@
 /*
  * USDT provider of libhakmem: the single source of truth for probe names and arguments.
  * `dtrace -h -s hakmem.d` makes the HAKMEM_*() and HAKMEM_*_ENABLED() macros; `dtrace -G` the
- * semaphores. Keep one probe a line: Debian's dtrace falls back to a line matcher without pyparsing.
+ * semaphores. Keep one probe a line: Debian's dtrace falls back to a line matcher without pyparsing; and use
+ * uint64_t, not "unsigned long long", which its pyparsing grammar rejects.
  *
  * Every probe is semaphore-gated and none fires on the fast path. See probes/hakmem_counters.h for
  * the block `flush` points at, and DESIGN.md for the contract.
@@ -9,10 +10,10 @@
 provider hakmem {
 	/* once, from the library constructor: pid, NUL-terminated library version */
 	probe init(int pid, char *version);
-	/* per-thread counter deltas since the previous flush (struct hakmem_counters *); the block is zeroed after */
+	/* per-thread counter deltas since the previous flush, pointing at a struct hakmem_counters, zeroed after */
 	probe flush(void *counters);
 	/* one refill of a thread cache: class block size, stage (enum hakmem_stage), objects obtained, nanoseconds spent */
-	probe refill(unsigned int class_size, unsigned int stage, unsigned int objects, unsigned long long ns);
+	probe refill(unsigned int class_size, unsigned int stage, unsigned int objects, uint64_t ns);
 	/* SuperSlab events: base address, bytes */
 	probe ss_map(void *addr, unsigned long bytes);
 	probe ss_unmap(void *addr, unsigned long bytes);
