@@ -1,0 +1,147 @@
+/*
+ * malloc and friends. The fast path is a table lookup for the class and a pop from the thread
+ * cache; everything else (first use of the thread, refills, large blocks) is out of line.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls)
+{
+	if (unlikely(!tc->heap) && !hak_heap_init(tc)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct hak_block *b = tc->head[cls];
+	if (!b) {
+		if (!hak_refill(tc, cls)) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		b = tc->head[cls];
+	}
+	tc->head[cls] = b->next;
+	tc->count[cls]--;
+	tc->counters.allocs[cls]++;
+	hak_stats_maybe_flush(tc);
+	return b;
+}
+
+static inline void *alloc_class(struct hak_tcache *tc, unsigned cls)
+{
+	struct hak_block *b = tc->head[cls];
+	if (likely(b)) {
+		tc->head[cls] = b->next;
+		tc->count[cls]--;
+		tc->counters.allocs[cls]++;
+		return b;
+	}
+	return alloc_slow(tc, cls);
+}
+
+/* Before the library is initialised the class tables are all zero and every size looks like class
+ * 0, whose cache is empty: so the first malloc always lands here, initialises, and looks again. */
+static HAK_NOINLINE void *alloc_first(struct hak_tcache *tc, size_t n)
+{
+	hak_ensure_init();
+	return alloc_class(tc, hak_class_of(n));
+}
+
+static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
+{
+	struct hak_tcache *tc = &hak_tc;
+	if (n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	hak_ensure_init();
+	if (unlikely(!tc->heap))
+		hak_heap_init(tc);
+	bool fresh;
+	void *p = hak_large_alloc(n, align, &fresh);
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	tc->counters.allocs[HAKMEM_ALLOC_SLOT_LARGE]++;
+	if (zero && !fresh)
+		memset(p, 0, n);
+	return p;
+}
+
+void *hak_malloc(size_t n)
+{
+	struct hak_tcache *tc = &hak_tc;
+	if (likely(n <= HAK_MAX_SMALL)) {
+		unsigned cls = hak_class_of(n);
+		struct hak_block *b = tc->head[cls];
+		if (likely(b)) {
+			tc->head[cls] = b->next;
+			tc->count[cls]--;
+			tc->counters.allocs[cls]++;
+			return b;
+		}
+		return tc->heap ? alloc_slow(tc, cls) : alloc_first(tc, n);
+	}
+	return alloc_large(n, 0, false);
+}
+
+void *hak_calloc(size_t count, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(count, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (n > HAK_MAX_SMALL)
+		return alloc_large(n, 0, true);
+	void *p = hak_malloc(n);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+/* `align` is a power of two. Up to 4 KiB, a class whose size is a multiple of the alignment serves
+ * it: slabs start on 4 KiB boundaries, so such blocks are aligned. Larger alignments get a mapping. */
+void *hak_aligned(size_t align, size_t n)
+{
+	if (align <= 16)
+		return hak_malloc(n);
+	if (n > PTRDIFF_MAX || align > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t need = n < align ? align : n;
+	if (align <= 4096 && need <= HAK_MAX_SMALL) {
+		hak_ensure_init();
+		unsigned cls = hak_class_of(need);
+		while (cls < HAK_NUM_CLASSES && hak_class_size[cls] % align)
+			cls++;
+		if (cls < HAK_NUM_CLASSES)
+			return alloc_class(&hak_tc, cls);
+	}
+	return alloc_large(n, align, false);
+}
+
+void *hak_realloc(void *p, size_t n)
+{
+	if (!p)
+		return hak_malloc(n);
+	if (n == 0) { /* glibc frees and returns NULL */
+		hak_free(p);
+		return NULL;
+	}
+	size_t old = hak_usable_size(p);
+	if (!old) /* not ours: nothing to keep */
+		return hak_malloc(n);
+	/* Shrinking by less than half, or growing within the block: keep it. */
+	if (n <= old && (n >= old / 2 || old <= 64))
+		return p;
+	void *q = hak_malloc(n);
+	if (!q)
+		return NULL; /* errno set; the old block is untouched */
+	memcpy(q, p, n < old ? n : old);
+	hak_free(p);
+	return q;
+}

@@ -1,0 +1,72 @@
+/*
+ * free(): the address says everything. Its 2 MiB-aligned base is the SuperSlab (a bit in the
+ * SuperSlab map says the block is ours), the page says the slab, the slab says the class, and one
+ * compare of the SuperSlab's owner with this thread's cache picks the route:
+ *   tls_sll    ours, and the thread cache has room: push, done (the fast path);
+ *   ss_local   ours, the cache is full: straight back to the slab;
+ *   ss_remote  another thread's (or an abandoned) slab: one CAS onto the slab's remote list;
+ *   large      a block with its own mapping.
+ */
+#include "internal.h"
+
+static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
+				   struct hak_block *b)
+{
+	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
+		tc->counters.frees[HAKMEM_ROUTE_SS_LOCAL]++;
+		hak_slab_put_local(tc->heap, ss, s, b);
+	} else {
+		tc->counters.frees[HAKMEM_ROUTE_SS_REMOTE]++;
+		struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+		do
+			b->next = old;
+		while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, b, memory_order_release,
+							      memory_order_relaxed));
+		/* The first remote block on a slab tells its owner to look at its full slabs. */
+		struct hak_heap *owner = atomic_load_explicit(&ss->heap, memory_order_relaxed);
+		if (!old && owner)
+			atomic_store_explicit(&owner->remote_pending, 1, memory_order_relaxed);
+	}
+	tc->slow_since_flush++;
+	/* A thread that only frees still needs a heap: its counters are flushed at its exit. */
+	if (unlikely(!tc->heap) && !hak_heap_init(tc))
+		return;
+	hak_stats_maybe_flush(tc);
+}
+
+void hak_free(void *p)
+{
+	if (likely(hak_is_small(p))) {
+		struct hak_superslab *ss = hak_ss_of(p);
+		struct hak_slab *s = hak_slab_of(ss, p);
+		unsigned cls = s->cls;
+		struct hak_tcache *tc = &hak_tc;
+		struct hak_block *b = p;
+		if (likely(atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc &&
+			   tc->count[cls] < tc->limit[cls])) {
+			b->next = tc->head[cls];
+			tc->head[cls] = b;
+			tc->count[cls]++;
+			tc->counters.frees[HAKMEM_ROUTE_TLS_SLL]++;
+			return;
+		}
+		free_slow(tc, ss, s, b);
+		return;
+	}
+	if (p && hak_large_owns(p)) {
+		if (unlikely(!hak_tc.heap))
+			hak_heap_init(&hak_tc);
+		hak_tc.counters.frees[HAKMEM_ROUTE_LARGE]++;
+		hak_large_free(p);
+	}
+	/* Anything else is not ours (or NULL): ignored, never a crash. */
+}
+
+size_t hak_usable_size(const void *p)
+{
+	if (hak_is_small(p))
+		return hak_slab_of(hak_ss_of(p), p)->bsize;
+	if (p && hak_large_owns(p))
+		return hak_large_usable(p);
+	return 0;
+}

@@ -1,0 +1,151 @@
+/*
+ * The small inline helpers the fast paths are made of, and the functions the files share.
+ */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+
+#include "probes.h"
+#include "types.h"
+
+#define HAK_API __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define HAK_NOINLINE __attribute__((noinline))
+
+#define HAKMEM_VERSION "0.1.0"
+
+extern __thread struct hak_tcache hak_tc;
+
+/* ---- size classes (classes.c): two tables make the lookup O(1) for every small size */
+extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
+extern uint8_t hak_class_small[1024 / 16 + 1];	/* (n + 15) / 16 -> class, n <= 1024 */
+extern uint8_t hak_class_medium[HAK_MAX_SMALL / 256];	/* (n - 1) / 256 -> class, n > 1024 */
+extern uint8_t hak_class_pages[HAK_NUM_CLASSES];	/* pages a slab of the class spans */
+void hak_classes_init(void);
+
+static inline unsigned hak_class_of(size_t n)
+{
+	return n <= 1024 ? hak_class_small[(n + 15) >> 4] : hak_class_medium[(n - 1) >> 8];
+}
+
+/* ---- the SuperSlab map (superslab.c): one bit per 2 MiB of the 47-bit address space, set while
+ * a SuperSlab lives there. It tells "our small block" from anything else with one load, no syscall
+ * and no fault: the bitmap is zero-filled .bss the kernel maps on first touch. */
+#define HAK_SEGMAP_WORDS ((size_t)1 << (47 - HAK_SS_SHIFT - 6))
+extern _Atomic uint64_t hak_segmap[HAK_SEGMAP_WORDS];
+
+static inline struct hak_superslab *hak_ss_of(const void *p)
+{
+	return (struct hak_superslab *)((uintptr_t)p & ~(HAK_SS_SIZE - 1));
+}
+
+static inline bool hak_is_small(const void *p)
+{
+	uintptr_t i = (uintptr_t)p >> HAK_SS_SHIFT;
+	if (unlikely(i >= HAK_SEGMAP_WORDS * 64))
+		return false;
+	return atomic_load_explicit(&hak_segmap[i >> 6], memory_order_relaxed) >> (i & 63) & 1;
+}
+
+static inline struct hak_slab *hak_slab_of(struct hak_superslab *ss, const void *p)
+{
+	unsigned page = ((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT;
+	return &ss->slabs[ss->page_slab[page]];
+}
+
+/* ---- locks: a test-and-set spinlock that yields. Held only around rare, short global operations
+ * (LRU, abandoned list, registry, totals, large cache); re-initialised by zeroing in a forked child. */
+typedef struct {
+	atomic_flag f;
+} hak_lock_t;
+#define HAK_LOCK_INIT { ATOMIC_FLAG_INIT }
+
+static inline void hak_lock(hak_lock_t *l)
+{
+	while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
+		sched_yield();
+}
+
+static inline void hak_unlock(hak_lock_t *l)
+{
+	atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
+static inline void hak_lock_reset(hak_lock_t *l)
+{
+	atomic_flag_clear_explicit(&l->f, memory_order_relaxed);
+}
+
+/* ---- alloc.c / free.c */
+void *hak_malloc(size_t n);
+void *hak_alloc_class_slow(struct hak_tcache *tc, unsigned cls);
+void *hak_aligned(size_t align, size_t n);
+void *hak_realloc(void *p, size_t n);
+void hak_free(void *p);
+size_t hak_usable_size(const void *p);
+
+/* ---- slab.c: refills and returning blocks to slabs (owner only) */
+unsigned hak_refill(struct hak_tcache *tc, unsigned cls);
+void hak_slab_put_local(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s, struct hak_block *b);
+void hak_slab_adopt_superslab(struct hak_heap *h, struct hak_superslab *ss);
+void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s);
+struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage);
+
+/* ---- superslab.c: where SuperSlabs come from and go to */
+struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage);
+void hak_ss_retire(struct hak_superslab *ss);
+void hak_ss_abandon(struct hak_superslab *ss);
+struct hak_superslab *hak_ss_take_abandoned(void);
+void hak_ss_fork_prepare(void);
+void hak_ss_fork_parent(void);
+void hak_ss_fork_child(void);
+
+/* ---- large.c: blocks above the largest class, each its own mapping */
+void *hak_large_alloc(size_t n, size_t align, bool *fresh);
+bool hak_large_owns(const void *p);
+void hak_large_free(void *p);
+size_t hak_large_usable(const void *p);
+void hak_large_fork_prepare(void);
+void hak_large_fork_parent(void);
+void hak_large_fork_child(void);
+
+/* ---- thread.c: heaps, thread exit, fork */
+struct hak_heap *hak_heap_init(struct hak_tcache *tc);
+void hak_threads_init(void);
+
+/* ---- os.c: the only place that calls mmap/munmap/madvise (counted, per thread) */
+void *hak_os_map(size_t bytes);
+void *hak_os_map_aligned(size_t bytes, size_t align);
+void hak_os_unmap(void *p, size_t bytes);
+void hak_os_purge(void *p, size_t bytes);
+uint64_t hak_now_ns(void);
+
+/* ---- options.c */
+struct hak_options {
+	unsigned ss_lru_size;		/* HAKMEM_SS_LRU_SIZE: empty SuperSlabs kept mapped */
+	uint64_t ss_purge_delay_ns;	/* how long an LRU entry stays untouched before its pages are purged */
+	char stats_path[4096];		/* HAKMEM_STATS, empty when unset */
+};
+extern struct hak_options hak_opt;
+void hak_options_init(void);
+
+/* ---- stats.c: counters, the flush probe, HAKMEM_STATS */
+enum hak_ss_event { HAK_SS_MAP, HAK_SS_UNMAP, HAK_SS_LRU_PUT, HAK_SS_LRU_HIT, HAK_SS_LRU_EVICT, HAK_SS_MADVISE, HAK_SS_NUM_EVENTS };
+enum hak_large_event { HAK_LARGE_MAP, HAK_LARGE_UNMAP, HAK_LARGE_NUM_EVENTS };
+void hak_stats_flush(struct hakmem_counters *c);
+void hak_stats_maybe_flush(struct hak_tcache *tc);
+void hak_stats_ss_event(enum hak_ss_event ev, void *addr, size_t bytes);
+void hak_stats_large_event(enum hak_large_event ev, void *addr, size_t bytes);
+void hak_stats_write_file(void);
+void hak_stats_fork_prepare(void);
+void hak_stats_fork_parent(void);
+void hak_stats_fork_child(void);
+
+/* ---- init.c */
+void hak_ensure_init(void);
+
+#endif

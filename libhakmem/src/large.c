@@ -1,0 +1,144 @@
+/*
+ * Large blocks (above the largest size class): each is its own mapping, with a 64-byte header right
+ * before the block that says where the mapping starts and how long it is. A few recently freed
+ * mappings are kept in a small cache, so a program that frees and mallocs big buffers in a loop
+ * (or grows one with realloc) does not make two syscalls per iteration.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define HEADER 64
+#define MAGIC 0x68616b6d656dULL /* "hakmem" */
+#define CACHE_SLOTS 8
+#define CACHE_MAX_BYTES ((size_t)64 << 20)	/* cached mappings hold at most this much in all */
+#define CACHE_MAX_ONE ((size_t)16 << 20)	/* bigger mappings always go back at once */
+
+struct large_header {
+	uint64_t magic;		/* MAGIC ^ the block's address: a stale or foreign pointer does not match */
+	size_t map_bytes;
+	char *map_base;
+	char pad[HEADER - 24];
+};
+
+struct cached {
+	char *base;
+	size_t bytes;
+};
+
+static hak_lock_t cache_lock = HAK_LOCK_INIT;
+static struct cached cache[CACHE_SLOTS];	/* oldest first */
+static unsigned cache_len;
+static size_t cache_bytes;
+
+static struct large_header *header_of(const void *p)
+{
+	return (struct large_header *)((char *)p - HEADER);
+}
+
+static char *cache_take(size_t bytes, size_t *got)
+{
+	char *base = NULL;
+	if (!cache_len)
+		return NULL;
+	hak_lock(&cache_lock);
+	for (unsigned i = cache_len; i-- > 0;) {
+		/* Reuse a mapping no more than a quarter too big, most recent first. */
+		if (cache[i].bytes >= bytes && cache[i].bytes - bytes <= bytes / 4) {
+			base = cache[i].base;
+			*got = cache[i].bytes;
+			cache_bytes -= cache[i].bytes;
+			memmove(&cache[i], &cache[i + 1], (cache_len - i - 1) * sizeof cache[0]);
+			cache_len--;
+			break;
+		}
+	}
+	hak_unlock(&cache_lock);
+	return base;
+}
+
+static void unmap(char *base, size_t bytes)
+{
+	hak_stats_large_event(HAK_LARGE_UNMAP, base, bytes);
+	hak_os_unmap(base, bytes);
+}
+
+void *hak_large_alloc(size_t n, size_t align, bool *fresh)
+{
+	if (align < HEADER)
+		align = HEADER;
+	size_t bytes = (n + align + 4095) & ~(size_t)4095;
+	if (bytes < n) /* n close to PTRDIFF_MAX: wrapped */
+		return NULL;
+	size_t got = bytes;
+	char *base = align == HEADER ? cache_take(bytes, &got) : NULL;
+	*fresh = !base;
+	if (!base) {
+		base = hak_os_map(bytes);
+		if (!base)
+			return NULL;
+		hak_stats_large_event(HAK_LARGE_MAP, base, bytes);
+	}
+	char *p = (char *)(((uintptr_t)base + HEADER + align - 1) & ~(uintptr_t)(align - 1));
+	struct large_header *h = header_of(p);
+	h->map_base = base;
+	h->map_bytes = got;
+	h->magic = MAGIC ^ (uintptr_t)p;
+	return p;
+}
+
+bool hak_large_owns(const void *p)
+{
+	return ((uintptr_t)p & (HEADER - 1)) == 0 && header_of(p)->magic == (MAGIC ^ (uintptr_t)p);
+}
+
+size_t hak_large_usable(const void *p)
+{
+	struct large_header *h = header_of(p);
+	return h->map_base + h->map_bytes - (const char *)p;
+}
+
+void hak_large_free(void *p)
+{
+	struct large_header *h = header_of(p);
+	char *base = h->map_base;
+	size_t bytes = h->map_bytes;
+	h->magic = 0;
+	char *evict = NULL;
+	size_t evict_bytes = 0;
+	if (bytes <= CACHE_MAX_ONE) {
+		hak_lock(&cache_lock);
+		if (cache_len == CACHE_SLOTS || cache_bytes + bytes > CACHE_MAX_BYTES) {
+			evict = cache[0].base;
+			evict_bytes = cache[0].bytes;
+			cache_bytes -= evict_bytes;
+			memmove(&cache[0], &cache[1], (cache_len - 1) * sizeof cache[0]);
+			cache_len--;
+		}
+		if (cache_bytes + bytes <= CACHE_MAX_BYTES) {
+			cache[cache_len++] = (struct cached){base, bytes};
+			cache_bytes += bytes;
+			base = NULL;
+		}
+		hak_unlock(&cache_lock);
+	}
+	if (evict)
+		unmap(evict, evict_bytes);
+	if (base)
+		unmap(base, bytes);
+}
+
+void hak_large_fork_prepare(void)
+{
+	hak_lock(&cache_lock);
+}
+
+void hak_large_fork_parent(void)
+{
+	hak_unlock(&cache_lock);
+}
+
+void hak_large_fork_child(void)
+{
+	hak_lock_reset(&cache_lock);
+}

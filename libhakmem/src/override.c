@@ -1,0 +1,94 @@
+/*
+ * The exported names of the malloc API, nothing else: argument checks that POSIX and C specify, then
+ * the allocator proper.
+ */
+#include <malloc.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static bool pow2(size_t a)
+{
+	return a && !(a & (a - 1));
+}
+
+HAK_API void *malloc(size_t n)
+{
+	return hak_malloc(n);
+}
+
+HAK_API void free(void *p)
+{
+	hak_free(p);
+}
+
+void *hak_calloc(size_t count, size_t size);
+
+HAK_API void *calloc(size_t count, size_t size)
+{
+	return hak_calloc(count, size);
+}
+
+HAK_API void *realloc(void *p, size_t n)
+{
+	return hak_realloc(p, n);
+}
+
+HAK_API void *reallocarray(void *p, size_t count, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(count, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return hak_realloc(p, n);
+}
+
+HAK_API int posix_memalign(void **out, size_t align, size_t n)
+{
+	if (!pow2(align) || align % sizeof(void *))
+		return EINVAL;
+	int saved = errno;
+	void *p = hak_aligned(align, n);
+	if (!p) {
+		int e = errno;
+		errno = saved;
+		return e;
+	}
+	*out = p;
+	return 0;
+}
+
+HAK_API void *aligned_alloc(size_t align, size_t n)
+{
+	if (!pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return hak_aligned(align, n);
+}
+
+HAK_API void *memalign(size_t align, size_t n)
+{
+	return aligned_alloc(align, n);
+}
+
+HAK_API void *valloc(size_t n)
+{
+	return hak_aligned(4096, n);
+}
+
+HAK_API void *pvalloc(size_t n)
+{
+	if (n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return hak_aligned(4096, (n + 4095) & ~(size_t)4095);
+}
+
+HAK_API size_t malloc_usable_size(void *p)
+{
+	return hak_usable_size(p);
+}

@@ -1,0 +1,294 @@
+/*
+ * Slabs and thread-cache refills. Everything here runs on the owning thread only (other threads touch
+ * a slab through its `remote` list alone), so there are no locks and no atomics but the one exchange
+ * that drains a remote list.
+ *
+ * A refill tries, in order (the stages of probes/hakmem_counters.h): the current slab's local free
+ * list, its remote list, its never-carved blocks; then another slab of the class with blocks (local,
+ * remote, carve again), a new slab from the thread's SuperSlabs or from an abandoned one (slab), a
+ * SuperSlab from the LRU (lru), a new mapping (map). The stage counted is the one that served it.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static void list_push(struct hak_slab_list *l, struct hak_slab *s, uint8_t which)
+{
+	s->list = which;
+	s->prev = NULL;
+	s->next = l->head;
+	if (l->head)
+		l->head->prev = s;
+	l->head = s;
+}
+
+static void list_remove(struct hak_heap *h, struct hak_slab *s)
+{
+	struct hak_slab_list *l = s->list == HAK_LIST_AVAIL ? &h->avail[s->cls] : &h->full[s->cls];
+	if (s->list == HAK_LIST_NONE)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		l->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->list = HAK_LIST_NONE;
+}
+
+/* The remote list, taken whole with one exchange; returns how many blocks came back. */
+static unsigned drain_remote(struct hak_slab *s)
+{
+	if (!atomic_load_explicit(&s->remote, memory_order_relaxed))
+		return 0;
+	struct hak_block *b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+	if (!b)
+		return 0;
+	unsigned n = 1;
+	struct hak_block *last = b;
+	while (last->next) {
+		last = last->next;
+		n++;
+	}
+	last->next = s->free;
+	s->free = b;
+	s->used -= n;
+	return n;
+}
+
+static bool slab_has_blocks(struct hak_slab *s)
+{
+	return s->free || s->carved < s->capacity || atomic_load_explicit(&s->remote, memory_order_relaxed);
+}
+
+/* Move up to `want` blocks from the slab into the thread cache. */
+static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, unsigned want, unsigned *stage)
+{
+	unsigned n = 0;
+	if (!s->free && drain_remote(s))
+		*stage = HAKMEM_STAGE_REMOTE > *stage ? HAKMEM_STAGE_REMOTE : *stage;
+	else if (s->free)
+		*stage = *stage > HAKMEM_STAGE_LOCAL ? *stage : HAKMEM_STAGE_LOCAL;
+	struct hak_block *head = tc->head[cls];
+	while (n < want && s->free) {
+		struct hak_block *b = s->free;
+		s->free = b->next;
+		b->next = head;
+		head = b;
+		n++;
+	}
+	if (n < want && s->carved < s->capacity) {
+		if (*stage < HAKMEM_STAGE_CARVE)
+			*stage = HAKMEM_STAGE_CARVE;
+		while (n < want && s->carved < s->capacity) {
+			struct hak_block *b = (struct hak_block *)(s->start + (size_t)s->carved++ * s->bsize);
+			b->next = head;
+			head = b;
+			n++;
+		}
+	}
+	tc->head[cls] = head;
+	tc->count[cls] += n;
+	s->used += n;
+	return n;
+}
+
+static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, unsigned cls)
+{
+	struct hak_slab *s = &ss->slabs[first];
+	memset(s, 0, sizeof *s);
+	char *base = (char *)ss + (size_t)first * HAK_PAGE_SIZE;
+	char *start = first == 0 ? (char *)ss + HAK_SS_HEADER : base;
+	s->start = start;
+	s->bsize = hak_class_size[cls];
+	s->capacity = (base + pages * HAK_PAGE_SIZE - start) / s->bsize;
+	s->cls = cls;
+	s->npages = pages;
+	for (unsigned p = first; p < first + pages; p++)
+		ss->page_slab[p] = first;
+	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
+	ss->free_pages &= ~mask;
+	ss->used_pages += pages;
+}
+
+/* A run of `pages` free pages in the SuperSlab; page 0 only for one-page slabs (its first 4 KiB
+ * hold the header); multi-page runs aligned to their size keep big blocks well aligned. */
+static int find_pages(struct hak_superslab *ss, unsigned pages)
+{
+	if (pages == 1) {
+		return ss->free_pages ? __builtin_ctz(ss->free_pages) : -1;
+	}
+	unsigned step = pages == HAK_SS_PAGES - 1 ? HAK_SS_PAGES : pages;
+	uint32_t mask = (1u << pages) - 1;
+	for (unsigned first = step == HAK_SS_PAGES ? 1 : pages; first + pages <= HAK_SS_PAGES; first += step)
+		if ((ss->free_pages >> first & mask) == mask)
+			return first;
+	return -1;
+}
+
+/* Give an empty slab's pages back to its SuperSlab; an empty SuperSlab leaves the heap. */
+void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s)
+{
+	list_remove(h, s);
+	if (h->current[s->cls] == s)
+		h->current[s->cls] = NULL;
+	unsigned first = s - ss->slabs, pages = s->npages;
+	s->npages = 0;
+	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
+	ss->free_pages |= mask;
+	ss->used_pages -= pages;
+	if (ss->used_pages)
+		return;
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		h->superslabs = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	hak_ss_retire(ss);
+}
+
+/* A block back to its own slab, by the slab's owner (the `ss_local` route, and thread caches being
+ * returned). The current slab of a class is kept even when empty, so a malloc/free loop that crosses
+ * a slab boundary does not release and re-create it over and over. */
+void hak_slab_put_local(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s, struct hak_block *b)
+{
+	b->next = s->free;
+	s->free = b;
+	s->used--;
+	if (s->list == HAK_LIST_FULL) {
+		list_remove(h, s);
+		list_push(&h->avail[s->cls], s, HAK_LIST_AVAIL);
+	}
+	if (s->used == 0 && h->current[s->cls] != s)
+		hak_slab_release(h, ss, s);
+}
+
+/* Take over a SuperSlab: file its slabs in this heap's lists, releasing those that turn out empty. */
+void hak_slab_adopt_superslab(struct hak_heap *h, struct hak_superslab *ss)
+{
+	atomic_store_explicit(&ss->heap, h, memory_order_relaxed);
+	atomic_store_explicit(&ss->owner, h->tc, memory_order_release);
+	ss->prev = NULL;
+	ss->next = h->superslabs;
+	if (ss->next)
+		ss->next->prev = ss;
+	h->superslabs = ss;
+	for (unsigned i = 0; i < HAK_SS_PAGES; i++) {
+		struct hak_slab *s = &ss->slabs[i];
+		if (!s->npages || ss->page_slab[i] != i)
+			continue;
+		s->list = HAK_LIST_NONE;
+		drain_remote(s);
+		if (s->used == 0) {
+			hak_slab_release(h, ss, s);
+			if (!ss->used_pages)
+				return; /* the whole SuperSlab was empty: retired */
+			continue;
+		}
+		list_push(slab_has_blocks(s) ? &h->avail[s->cls] : &h->full[s->cls], s,
+			  slab_has_blocks(s) ? HAK_LIST_AVAIL : HAK_LIST_FULL);
+	}
+}
+
+/* Full slabs that got remote frees since we last looked: drain them, release the empty ones and make
+ * the rest available. Only walks the full lists when some other thread said it freed into one. */
+static void collect_remote(struct hak_heap *h)
+{
+	if (!atomic_load_explicit(&h->remote_pending, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		struct hak_slab *s = h->full[c].head;
+		while (s) {
+			struct hak_slab *next = s->next;
+			if (atomic_load_explicit(&s->remote, memory_order_relaxed)) {
+				drain_remote(s);
+				list_remove(h, s);
+				if (s->used == 0 && h->current[c] != s)
+					hak_slab_release(h, hak_ss_of(s), s);
+				else
+					list_push(&h->avail[c], s, HAK_LIST_AVAIL);
+			}
+			s = next;
+		}
+	}
+}
+
+struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage)
+{
+	unsigned pages = hak_class_pages[cls];
+	for (;;) {
+		for (struct hak_superslab *ss = h->superslabs; ss; ss = ss->next) {
+			int first = find_pages(ss, pages);
+			if (first >= 0) {
+				slab_init(ss, first, pages, cls);
+				return &ss->slabs[first];
+			}
+		}
+		struct hak_superslab *ss = hak_ss_take_abandoned();
+		if (ss) {
+			*stage = HAKMEM_STAGE_SLAB;
+			hak_slab_adopt_superslab(h, ss);
+			struct hak_slab *s = h->avail[cls].head;
+			if (s) {
+				list_remove(h, s);
+				return s;
+			}
+			continue;
+		}
+		ss = hak_ss_obtain(h, stage);
+		if (!ss)
+			return NULL;
+	}
+}
+
+/* The next slab of the class to refill from, out of any list: one with blocks, else a new one. */
+static struct hak_slab *next_slab(struct hak_heap *h, unsigned cls, unsigned *stage)
+{
+	struct hak_slab *s = h->avail[cls].head;
+	if (!s) {
+		collect_remote(h);
+		s = h->avail[cls].head;
+	}
+	if (s) {
+		list_remove(h, s);
+		return s;
+	}
+	*stage = HAKMEM_STAGE_SLAB;
+	return hak_slab_new(h, cls, stage);
+}
+
+/* How many blocks one refill brings: enough to amortise the slow path, no more than half the cache. */
+static unsigned batch_of(struct hak_tcache *tc, unsigned cls)
+{
+	unsigned b = tc->limit[cls] / 2;
+	return b ? b : 1;
+}
+
+unsigned hak_refill(struct hak_tcache *tc, unsigned cls)
+{
+	struct hak_heap *h = tc->heap;
+	uint64_t t0 = HAK_PROBE_ENABLED(REFILL) ? hak_now_ns() : 0;
+	unsigned stage = HAKMEM_STAGE_LOCAL, want = batch_of(tc, cls), n = 0;
+	struct hak_slab *s = h->current[cls];
+	if (s)
+		n = take(tc, cls, s, want, &stage);
+	while (!n) {
+		if (s)
+			list_push(&h->full[cls], s, HAK_LIST_FULL);
+		stage = HAKMEM_STAGE_LOCAL;
+		s = next_slab(h, cls, &stage);
+		h->current[cls] = s;
+		if (!s)
+			return 0;
+		n = take(tc, cls, s, want, &stage);
+	}
+	tc->counters.refills[cls][stage]++;
+	tc->counters.refill_objects[cls] += n;
+	if (HAK_PROBE_ENABLED(REFILL))
+		HAK_PROBE(REFILL, hak_class_size[cls], stage, n, hak_now_ns() - t0);
+	h->refills_since_flush++;
+	h->objects_since_flush += n;
+	return n;
+}

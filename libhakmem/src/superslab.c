@@ -1,0 +1,179 @@
+/*
+ * SuperSlabs: mapping them, the LRU of empty ones, delayed purging, and the list of SuperSlabs
+ * abandoned by threads that exited.
+ *
+ * An empty SuperSlab goes to the LRU (at most HAKMEM_SS_LRU_SIZE of them, most recent first) rather
+ * than back to the kernel: the next thread that needs memory takes it with no syscall. Entries idle
+ * for longer than the purge delay give their pages back with one MADV_DONTNEED (the mapping stays,
+ * so reuse costs page faults, not a syscall); an entry pushed past the LRU's size is unmapped.
+ * So a steady program makes no memory syscalls at all, and an idle one returns its memory.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+_Atomic uint64_t hak_segmap[HAK_SEGMAP_WORDS];
+
+static hak_lock_t lru_lock = HAK_LOCK_INIT;
+static struct hak_superslab *lru_head, *lru_tail;
+static unsigned lru_len;
+
+static hak_lock_t abandoned_lock = HAK_LOCK_INIT;
+static struct hak_superslab *abandoned;
+
+static void segmap_set(struct hak_superslab *ss, bool on)
+{
+	uintptr_t i = (uintptr_t)ss >> HAK_SS_SHIFT;
+	uint64_t bit = (uint64_t)1 << (i & 63);
+	if (on)
+		atomic_fetch_or(&hak_segmap[i >> 6], bit);
+	else
+		atomic_fetch_and(&hak_segmap[i >> 6], ~bit);
+}
+
+/* Fresh or recycled, a SuperSlab starts with every page but the header's free. */
+static void ss_reset(struct hak_superslab *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	ss->free_pages = ~0u;
+}
+
+static void ss_unmap(struct hak_superslab *ss)
+{
+	segmap_set(ss, false);
+	hak_stats_ss_event(HAK_SS_UNMAP, ss, HAK_SS_SIZE);
+	hak_os_unmap(ss, HAK_SS_SIZE);
+}
+
+static void lru_unlink(struct hak_superslab *ss)
+{
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		lru_head = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	else
+		lru_tail = ss->prev;
+	lru_len--;
+}
+
+/* Purge LRU entries idle past the delay, oldest first (they sit at the tail). Called under lru_lock,
+ * on LRU traffic only: no timer thread, and a busy program never gets here with old entries. */
+static void lru_purge_idle(uint64_t now)
+{
+	for (struct hak_superslab *ss = lru_tail; ss && !ss->purged; ss = ss->prev) {
+		if (now - ss->idle_since_ns < hak_opt.ss_purge_delay_ns)
+			break;
+		ss->purged = 1;
+		hak_stats_ss_event(HAK_SS_MADVISE, ss, HAK_SS_SIZE - HAK_PAGE_SIZE);
+		hak_os_purge((char *)ss + HAK_PAGE_SIZE, HAK_SS_SIZE - HAK_PAGE_SIZE);
+	}
+}
+
+struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
+{
+	struct hak_superslab *ss = NULL;
+	if (lru_head) {
+		hak_lock(&lru_lock);
+		ss = lru_head;
+		if (ss) {
+			lru_unlink(ss);
+			hak_stats_ss_event(HAK_SS_LRU_HIT, ss, HAK_SS_SIZE);
+		}
+		hak_unlock(&lru_lock);
+	}
+	if (ss) {
+		*stage = HAKMEM_STAGE_LRU;
+	} else {
+		ss = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+		if (!ss)
+			return NULL;
+		*stage = HAKMEM_STAGE_MAP;
+		hak_stats_ss_event(HAK_SS_MAP, ss, HAK_SS_SIZE);
+		segmap_set(ss, true);
+	}
+	ss_reset(ss);
+	atomic_store_explicit(&ss->heap, h, memory_order_relaxed);
+	atomic_store_explicit(&ss->owner, h->tc, memory_order_relaxed);
+	ss->next = h->superslabs;
+	if (ss->next)
+		ss->next->prev = ss;
+	h->superslabs = ss;
+	return ss;
+}
+
+/* An empty SuperSlab, already out of its heap's list. */
+void hak_ss_retire(struct hak_superslab *ss)
+{
+	atomic_store_explicit(&ss->heap, NULL, memory_order_relaxed);
+	atomic_store_explicit(&ss->owner, NULL, memory_order_relaxed);
+	if (hak_opt.ss_lru_size == 0) {
+		ss_unmap(ss);
+		return;
+	}
+	struct hak_superslab *evicted = NULL;
+	uint64_t now = hak_now_ns();
+	hak_lock(&lru_lock);
+	ss->idle_since_ns = now;
+	ss->purged = 0;
+	ss->prev = NULL;
+	ss->next = lru_head;
+	if (lru_head)
+		lru_head->prev = ss;
+	else
+		lru_tail = ss;
+	lru_head = ss;
+	lru_len++;
+	hak_stats_ss_event(HAK_SS_LRU_PUT, ss, HAK_SS_SIZE);
+	if (lru_len > hak_opt.ss_lru_size) {
+		evicted = lru_tail;
+		lru_unlink(evicted);
+		hak_stats_ss_event(HAK_SS_LRU_EVICT, evicted, HAK_SS_SIZE);
+	}
+	lru_purge_idle(now);
+	hak_unlock(&lru_lock);
+	if (evicted)
+		ss_unmap(evicted);
+}
+
+void hak_ss_abandon(struct hak_superslab *ss)
+{
+	atomic_store_explicit(&ss->heap, NULL, memory_order_relaxed);
+	atomic_store_explicit(&ss->owner, NULL, memory_order_release);
+	hak_lock(&abandoned_lock);
+	ss->prev = NULL;
+	ss->next = abandoned;
+	abandoned = ss;
+	hak_unlock(&abandoned_lock);
+}
+
+struct hak_superslab *hak_ss_take_abandoned(void)
+{
+	if (!abandoned)
+		return NULL;
+	hak_lock(&abandoned_lock);
+	struct hak_superslab *ss = abandoned;
+	if (ss)
+		abandoned = ss->next;
+	hak_unlock(&abandoned_lock);
+	return ss;
+}
+
+void hak_ss_fork_prepare(void)
+{
+	hak_lock(&lru_lock);
+	hak_lock(&abandoned_lock);
+}
+
+void hak_ss_fork_parent(void)
+{
+	hak_unlock(&abandoned_lock);
+	hak_unlock(&lru_lock);
+}
+
+void hak_ss_fork_child(void)
+{
+	hak_lock_reset(&abandoned_lock);
+	hak_lock_reset(&lru_lock);
+}

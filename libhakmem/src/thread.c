@@ -1,0 +1,184 @@
+/*
+ * Threads: a heap for each thread on its first slow path, given back at thread exit (its cache
+ * returned to the slabs, its counters flushed, its SuperSlabs abandoned for other threads to adopt);
+ * and fork, after which the child has one thread and counts from zero.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+__thread struct hak_tcache hak_tc __attribute__((tls_model("initial-exec")));
+
+/* Heaps come from mappings that are never unmapped (other threads may still flag a heap of an exited
+ * thread, see types.h); a heap freed at thread exit is reused by the next thread. */
+static hak_lock_t heaps_lock = HAK_LOCK_INIT;
+static struct hak_heap *heap_pool;
+static struct hak_heap *registry;	/* every live heap, for the exit-time flush and fork */
+static pthread_key_t exit_key;
+
+/* Bytes a thread cache may hold per class: enough to absorb bursts, bounded so idle threads do not
+ * sit on much memory. */
+#define CACHE_BYTES (32 * 1024)
+
+static struct hak_heap *heap_alloc(void)
+{
+	if (!heap_pool) {
+		size_t bytes = 64 * 1024;
+		char *chunk = hak_os_map(bytes);
+		if (!chunk)
+			return NULL;
+		for (size_t off = 0; off + sizeof(struct hak_heap) <= bytes; off += sizeof(struct hak_heap)) {
+			struct hak_heap *h = (struct hak_heap *)(chunk + off);
+			h->pool_next = heap_pool;
+			heap_pool = h;
+		}
+	}
+	struct hak_heap *h = heap_pool;
+	heap_pool = h->pool_next;
+	return h;
+}
+
+static void thread_exit(void *arg);
+
+struct hak_heap *hak_heap_init(struct hak_tcache *tc)
+{
+	hak_ensure_init();
+	hak_lock(&heaps_lock);
+	struct hak_heap *h = heap_alloc();
+	if (h) {
+		memset(h, 0, sizeof *h);
+		h->tc = tc;
+		h->reg_next = registry;
+		if (registry)
+			registry->reg_prev = h;
+		registry = h;
+	}
+	hak_unlock(&heaps_lock);
+	if (!h)
+		return NULL;
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		unsigned limit = CACHE_BYTES / hak_class_size[c];
+		tc->limit[c] = limit < 2 ? 2 : limit > 256 ? 256 : limit;
+	}
+	tc->heap = h;
+	/* Any non-NULL value: the destructor runs at thread exit. Not for the main thread (exit() does
+	 * not run key destructors), whose counters the library destructor flushes. */
+	pthread_setspecific(exit_key, h);
+	return h;
+}
+
+static void registry_remove(struct hak_heap *h)
+{
+	if (h->reg_prev)
+		h->reg_prev->reg_next = h->reg_next;
+	else
+		registry = h->reg_next;
+	if (h->reg_next)
+		h->reg_next->reg_prev = h->reg_prev;
+}
+
+/* Give every cached block back to its slab (they were counted as freed when they entered the cache). */
+static void return_cache(struct hak_tcache *tc, struct hak_heap *h)
+{
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		struct hak_block *b = tc->head[c];
+		tc->head[c] = NULL;
+		tc->count[c] = 0;
+		tc->limit[c] = 0;
+		while (b) {
+			struct hak_block *next = b->next;
+			struct hak_superslab *ss = hak_ss_of(b);
+			hak_slab_put_local(h, ss, hak_slab_of(ss, b), b);
+			b = next;
+		}
+	}
+}
+
+static void thread_exit(void *arg)
+{
+	struct hak_tcache *tc = &hak_tc;
+	struct hak_heap *h = tc->heap;
+	if (!h)
+		return;
+	/* Current slabs are no longer special: the empty ones can go. */
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		h->current[c] = NULL;
+	return_cache(tc, h);
+	while (h->superslabs) {
+		struct hak_superslab *ss = h->superslabs;
+		h->superslabs = ss->next;
+		hak_ss_abandon(ss);
+	}
+	tc->heap = NULL;
+	hak_stats_flush(&tc->counters);
+	hak_lock(&heaps_lock);
+	registry_remove(h);
+	h->pool_next = heap_pool;
+	heap_pool = h;
+	hak_unlock(&heaps_lock);
+}
+
+/* At process exit, from the library destructor: flush every thread still alive (their counters are
+ * read while they may run: exact for threads that are joined or idle, as the docs say). */
+void hak_threads_flush_all(void)
+{
+	hak_lock(&heaps_lock);
+	for (struct hak_heap *h = registry; h; h = h->reg_next)
+		if (h->tc != &hak_tc)
+			hak_stats_flush(&h->tc->counters);
+	hak_unlock(&heaps_lock);
+	hak_stats_flush(&hak_tc.counters);
+}
+
+static void fork_prepare(void)
+{
+	/* The parent's own deltas go out now, so the child starts from a zeroed block. */
+	if (hak_tc.heap)
+		hak_stats_flush(&hak_tc.counters);
+	hak_lock(&heaps_lock);
+	hak_ss_fork_prepare();
+	hak_large_fork_prepare();
+	hak_stats_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	hak_stats_fork_parent();
+	hak_large_fork_parent();
+	hak_ss_fork_parent();
+	hak_unlock(&heaps_lock);
+}
+
+/* Only the forking thread exists in the child: the other heaps' SuperSlabs become adoptable (the
+ * blocks in those threads' caches are lost to the child, as those threads are). */
+static void fork_child(void)
+{
+	hak_stats_fork_child();
+	hak_large_fork_child();
+	hak_ss_fork_child();
+	hak_lock_reset(&heaps_lock);
+	memset(&hak_tc.counters, 0, sizeof hak_tc.counters);
+	struct hak_heap *h = registry;
+	while (h) {
+		struct hak_heap *next = h->reg_next;
+		if (h->tc != &hak_tc) {
+			while (h->superslabs) {
+				struct hak_superslab *ss = h->superslabs;
+				h->superslabs = ss->next;
+				hak_ss_abandon(ss);
+			}
+			registry_remove(h);
+			h->pool_next = heap_pool;
+			heap_pool = h;
+		}
+		h = next;
+	}
+}
+
+void hak_threads_init(void)
+{
+	pthread_key_create(&exit_key, thread_exit);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

@@ -1,0 +1,102 @@
+/*
+ * Every data structure of libhakmem, with the invariants that make it safe.
+ *
+ * Memory comes in SuperSlabs: 2 MiB regions aligned to 2 MiB, so the SuperSlab of any small block is
+ * its address with the low 21 bits cleared. A SuperSlab is cut into 32 pages of 64 KiB; a slab is a
+ * run of 1..31 pages serving one size class. The first 4 KiB of page 0 hold the SuperSlab header
+ * (this struct, with the metadata of every slab), so page 0 can only be a one-page slab whose blocks
+ * start at 4 KiB. A SuperSlab belongs to one thread (its heap) or to nobody (abandoned by a thread
+ * that exited, waiting for another to adopt it), or sits empty in the LRU.
+ */
+#ifndef HAKMEM_TYPES_H
+#define HAKMEM_TYPES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem_counters.h"
+
+#define HAK_SS_SHIFT 21
+#define HAK_SS_SIZE ((size_t)1 << HAK_SS_SHIFT)
+#define HAK_PAGE_SHIFT 16
+#define HAK_PAGE_SIZE ((size_t)1 << HAK_PAGE_SHIFT)
+#define HAK_SS_PAGES 32
+#define HAK_SS_HEADER 4096 /* bytes of page 0 taken by struct superslab */
+#define HAK_NUM_CLASSES HAKMEM_NUM_CLASSES
+#define HAK_MAX_SMALL HAKMEM_MAX_CLASS_SIZE
+
+struct hak_block {
+	struct hak_block *next;
+};
+
+struct hak_heap;
+struct hak_tcache;
+
+/* A slab: metadata in its SuperSlab's header, blocks in its pages. `free` and `used` belong to the
+ * owning thread alone; other threads only push onto `remote`, which the owner takes whole with one
+ * atomic exchange, so no lock is ever taken on a free. */
+struct hak_slab {
+	struct hak_block *free;			/* blocks returned by the owner, ready to hand out */
+	_Atomic(struct hak_block *) remote;	/* blocks freed by other threads, not yet drained */
+	char *start;				/* first block */
+	uint32_t bsize;				/* block size (the class's size) */
+	uint32_t capacity;			/* blocks that fit */
+	uint32_t carved;			/* blocks handed out at least once; the rest were never touched */
+	uint32_t used;				/* blocks out of the slab (with the program or in a thread cache) */
+	uint8_t cls;				/* size class index */
+	uint8_t npages;				/* pages spanned; 0 when this page starts no slab */
+	uint8_t list;				/* which heap list holds it: HAK_LIST_* */
+	struct hak_slab *prev, *next;		/* in that list */
+};
+
+enum { HAK_LIST_NONE, HAK_LIST_AVAIL, HAK_LIST_FULL };
+
+struct hak_superslab {
+	_Atomic(struct hak_tcache *) owner;	/* the owning thread's cache; NULL when abandoned or cached */
+	/* The owner's heap, for other threads to flag remote frees on. Heaps live in a pool that is never
+	 * unmapped, so a flag raised on the heap of a thread that just exited is harmless. */
+	_Atomic(struct hak_heap *) heap;
+	uint32_t free_pages;			/* bit i set: page i belongs to no slab */
+	uint32_t used_pages;			/* pages in slabs; 0 means the SuperSlab is empty */
+	struct hak_superslab *prev, *next;	/* in the owner's list, the LRU or the abandoned list */
+	uint64_t idle_since_ns;			/* when it entered the LRU */
+	int purged;				/* its pages were given back with MADV_DONTNEED */
+	uint8_t page_slab[HAK_SS_PAGES];	/* page index -> index of the page starting its slab */
+	struct hak_slab slabs[HAK_SS_PAGES];	/* indexed by a slab's first page */
+};
+_Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header outgrew its 4 KiB");
+
+struct hak_slab_list {
+	struct hak_slab *head;
+};
+
+/* The slow-path state of one thread: which slabs it allocates from and which SuperSlabs it owns.
+ * Allocated from an internal pool on the thread's first slow path; never touched by other threads
+ * except the registry walk at process exit and in a forked child. */
+struct hak_heap {
+	struct hak_tcache *tc;
+	struct hak_slab *current[HAK_NUM_CLASSES];	/* the slab refills take from first */
+	struct hak_slab_list avail[HAK_NUM_CLASSES];	/* slabs with free or never carved blocks */
+	struct hak_slab_list full[HAK_NUM_CLASSES];	/* slabs with none, maybe with remote frees */
+	struct hak_superslab *superslabs;		/* owned SuperSlabs */
+	_Atomic uint32_t remote_pending;		/* set by other threads: a full slab got a remote free */
+	uint32_t refills_since_flush;
+	uint64_t objects_since_flush;
+	struct hak_heap *reg_prev, *reg_next;		/* in the registry of live heaps */
+	struct hak_heap *pool_next;
+};
+
+/* The thread cache: what the fast path touches, in the thread's static TLS (initial-exec, so one
+ * %fs-relative access). All zero in a new thread: limits of 0 send the first malloc and free to the
+ * slow path, which sets the heap up. */
+struct hak_tcache {
+	struct hak_block *head[HAK_NUM_CLASSES];
+	uint32_t count[HAK_NUM_CLASSES];
+	uint32_t limit[HAK_NUM_CLASSES];
+	struct hak_heap *heap;
+	uint32_t slow_since_flush;			/* remote and full-cache frees since the last flush */
+	struct hakmem_counters counters;		/* deltas since the last flush (the flush probe's block) */
+};
+
+#endif
