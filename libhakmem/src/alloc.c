@@ -24,7 +24,10 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls)
 	tc->head[cls] = b->next;
 	tc->count[cls]--;
 	tc->counters.allocs[cls]++;
-	hak_stats_maybe_flush(tc);
+	if (unlikely(tc->exited))
+		hak_heap_teardown(tc);
+	else
+		hak_stats_maybe_flush(tc);
 	return b;
 }
 
@@ -65,6 +68,8 @@ static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 		return NULL;
 	}
 	tc->counters.allocs[HAKMEM_ALLOC_SLOT_LARGE]++;
+	if (unlikely(tc->exited))
+		hak_heap_teardown(tc);
 	if (zero && !fresh)
 		memset(p, 0, n);
 	return p;

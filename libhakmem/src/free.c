@@ -28,6 +28,13 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 			atomic_store_explicit(&owner->remote_pending, 1, memory_order_relaxed);
 	}
 	tc->slow_since_flush++;
+	if (unlikely(tc->exited)) {
+		if (tc->heap)
+			hak_heap_teardown(tc);
+		else
+			hak_stats_flush(&tc->counters);
+		return;
+	}
 	/* A thread that only frees still needs a heap: its counters are flushed at its exit. */
 	if (unlikely(!tc->heap) && !hak_heap_init(tc))
 		return;
@@ -54,10 +61,13 @@ void hak_free(void *p)
 		return;
 	}
 	if (p && hak_large_owns(p)) {
-		if (unlikely(!hak_tc.heap))
-			hak_heap_init(&hak_tc);
-		hak_tc.counters.frees[HAKMEM_ROUTE_LARGE]++;
+		struct hak_tcache *tc = &hak_tc;
+		if (unlikely(!tc->heap) && !tc->exited)
+			hak_heap_init(tc);
+		tc->counters.frees[HAKMEM_ROUTE_LARGE]++;
 		hak_large_free(p);
+		if (unlikely(tc->exited))
+			hak_stats_flush(&tc->counters);
 	}
 	/* Anything else is not ours (or NULL): ignored, never a crash. */
 }

@@ -65,7 +65,8 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 	tc->heap = h;
 	/* Any non-NULL value: the destructor runs at thread exit. Not for the main thread (exit() does
 	 * not run key destructors), whose counters the library destructor flushes. */
-	pthread_setspecific(exit_key, h);
+	if (!tc->exited)
+		pthread_setspecific(exit_key, h);
 	return h;
 }
 
@@ -96,9 +97,8 @@ static void return_cache(struct hak_tcache *tc, struct hak_heap *h)
 	}
 }
 
-static void thread_exit(void *arg)
+void hak_heap_teardown(struct hak_tcache *tc)
 {
-	struct hak_tcache *tc = &hak_tc;
 	struct hak_heap *h = tc->heap;
 	if (!h)
 		return;
@@ -118,6 +118,12 @@ static void thread_exit(void *arg)
 	h->pool_next = heap_pool;
 	heap_pool = h;
 	hak_unlock(&heaps_lock);
+}
+
+static void thread_exit(void *arg)
+{
+	hak_tc.exited = 1;
+	hak_heap_teardown(&hak_tc);
 }
 
 /* At process exit, from the library destructor: flush every thread still alive (their counters are
