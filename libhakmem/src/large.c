@@ -138,7 +138,11 @@ void hak_large_fork_parent(void)
 	hak_unlock(&cache_lock);
 }
 
+/* The child counts from zero, so it forgets the cached mappings rather than unmap what it never
+ * mapped (they stay mapped, copy-on-write; a forked child mostly execs or exits soon). */
 void hak_large_fork_child(void)
 {
 	hak_lock_reset(&cache_lock);
+	cache_len = 0;
+	cache_bytes = 0;
 }

@@ -181,9 +181,11 @@ void hak_slab_adopt_superslab(struct hak_heap *h, struct hak_superslab *ss)
 		s->list = HAK_LIST_NONE;
 		drain_remote(s);
 		if (s->used == 0) {
+			/* Releasing the last slab retires the SuperSlab: it must not be touched after. */
+			bool last = ss->used_pages == s->npages;
 			hak_slab_release(h, ss, s);
-			if (!ss->used_pages)
-				return; /* the whole SuperSlab was empty: retired */
+			if (last)
+				return;
 			continue;
 		}
 		list_push(slab_has_blocks(s) ? &h->avail[s->cls] : &h->full[s->cls], s,

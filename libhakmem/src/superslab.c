@@ -172,8 +172,12 @@ void hak_ss_fork_parent(void)
 	hak_unlock(&lru_lock);
 }
 
+/* Like the large-block cache: the child forgets the LRU's SuperSlabs instead of counting hits and
+ * evictions of entries it never put there. */
 void hak_ss_fork_child(void)
 {
 	hak_lock_reset(&abandoned_lock);
 	hak_lock_reset(&lru_lock);
+	lru_head = lru_tail = NULL;
+	lru_len = 0;
 }
