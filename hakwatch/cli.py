@@ -1,11 +1,251 @@
 """hakwatch's command line: thin click commands over the modules that do the work."""
 
+import ctypes as ct
+import functools
+import os
+import signal
+import sys
+import time
+
 import click
 
 from hakwatch import __version__
+from hakwatch.errors import HakwatchError
+
+LISTEN = "127.0.0.1:10464"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _friendly(fn):
+    """Every HakwatchError ends as one line on stderr and its status; Ctrl-C ends quietly."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HakwatchError as e:
+            click.echo(f"hakwatch: {e}", err=True)
+            sys.exit(e.status)
+        except KeyboardInterrupt:
+            sys.exit(130)
+    return wrapper
+
+
+def _stop_on_signals():
+    """SIGTERM ends hakwatch like Ctrl-C does, through the same clean detach."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _common(fn):
+    fn = click.option("--user", default="nobody", show_default=True,
+                      help="Unprivileged user to become once attached (the HTTP server never runs as root).")(fn)
+    fn = click.option("--detail", type=click.Choice(["refill"]), multiple=True,
+                      help="Also attach the per-event refill probe (costs a trap per refill).")(fn)
+    fn = click.option("--max-targets", type=click.IntRange(1, 1 << 20), default=1024, show_default=True,
+                      help="Processes watched at most (sizes the kernel maps).")(fn)
+    fn = click.option("--retention", type=click.FloatRange(0), default=60.0, show_default=True,
+                      help="Seconds an exited process keeps its final values before its series go.")(fn)
+    fn = click.option("--listen", default=LISTEN, show_default=True,
+                      help="HOST:PORT to serve /metrics on (loopback unless you choose otherwise).")(fn)
+    return fn
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hakwatch")
-def main():
-    """Watch the hakmem allocator and the memory syscalls it causes, with eBPF."""
+@click.option("--check", is_flag=True, help="Compile and load the BPF programs, attach nothing, exit.")
+@click.pass_context
+@_friendly
+def main(ctx, check):
+    """Watch the hakmem allocator and the memory syscalls it causes, with eBPF.
+
+    \b
+    Examples:
+      sudo hakwatch run -- python3 app.py          # watch a command from its first allocation
+      sudo hakwatch attach --pid 4242              # watch a running process
+      sudo hakwatch attach --lib /usr/local/lib/libhakmem.so   # every process using it
+      hakwatch probes libhakmem/build/libhakmem.so # list the USDT probes (no root)
+      sudo hakwatch doctor                         # what this machine lacks, and the fix
+    """
+    if check:
+        from hakwatch.bpf import Probes
+        with Probes(None):
+            pass
+        click.echo("hakwatch: BPF programs compiled and loaded; nothing attached")
+        return
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False):
+    """Load and attach, bind the server; returns (probes, reader, server) not yet serving."""
+    from hakwatch.bpf import Probes
+    from hakwatch.collector import HakwatchCollector
+    from hakwatch.reader import Reader
+    from hakwatch.server import MetricsServer, parse_listen
+
+    parse_listen(listen)  # a garbage --listen fails before anything is loaded
+    probes = Probes(lib, max_targets=max_targets, follow_init=follow_init, follow_fork=follow_fork,
+                    detail_refill="refill" in detail)
+    try:
+        reader = Reader(probes, retention)
+        server = MetricsServer(listen, HakwatchCollector(reader, lib))
+    except BaseException:
+        probes.close()
+        raise
+    return probes, reader, server
+
+
+@main.command()
+@click.option("--pid", "pids", multiple=True, metavar="PID", help="A process to watch (repeatable).")
+@click.option("--lib", type=click.Path(dir_okay=False), help="Watch every process mapping this libhakmem, now and later.")
+@_common
+@_friendly
+def attach(pids, lib, listen, retention, max_targets, detail, user):
+    """Attach to running processes and serve /metrics.
+
+    With --pid, runs until every watched process has exited (and --retention has passed); with --lib,
+    until stopped. Counters flushed before attaching are not seen.
+
+    \b
+    Examples:
+      sudo hakwatch attach --pid 4242 --pid 4243
+      sudo hakwatch attach --lib /usr/local/lib/libhakmem.so --listen 0.0.0.0:10464
+      curl -s 127.0.0.1:10464/metrics | grep hakmem_syscalls_total
+    """
+    from hakwatch.targets import check_pid, comm_of, library_of, processes_mapping
+
+    if bool(pids) == bool(lib):
+        raise HakwatchError("give --pid PID (one or more) or --lib PATH", status=2)
+    if os.geteuid() != 0:
+        raise HakwatchError("attaching needs root: run hakwatch with sudo")
+    _stop_on_signals()
+    if pids:
+        ids = [check_pid(p) for p in pids]
+        libs = {}
+        for pid in ids:
+            found = library_of(pid)
+            if not found:
+                raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem (not in /proc/{pid}/maps)")
+            st = os.stat(found)
+            libs.setdefault((st.st_dev, st.st_ino), found)
+        if len(libs) > 1:
+            raise HakwatchError("those processes map different libhakmem files: run one hakwatch per library")
+        lib_path = next(iter(libs.values()))
+        probes, reader, server = _watch(lib_path, listen, retention, max_targets, detail, user)
+        for pid in ids:
+            probes.add_target(pid, comm_of(pid))
+    else:
+        if not os.path.isfile(lib):
+            raise HakwatchError(f"{lib}: no such file")
+        probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True)
+        for pid in processes_mapping(lib):
+            probes.add_target(pid, comm_of(pid))
+    try:
+        from hakwatch.server import drop_privileges
+        drop_privileges(user)
+        server.start()
+        click.echo(f"hakwatch: serving http://{server.address}/metrics", err=True)
+        while True:
+            time.sleep(1)
+            reader.expire()
+            if pids and not reader.read():
+                click.echo("hakwatch: every watched process has exited", err=True)
+                return
+    except KeyboardInterrupt:
+        return
+    finally:
+        server.stop()
+        probes.close()
+
+
+def _set_parent_death_signal():
+    libc = ct.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--lib", type=click.Path(dir_okay=False), help="The libhakmem to preload (default: this checkout's build).")
+@click.option("--summary", metavar="FILE", help="Write hakwatch's totals for the command's process at the end "
+              "(HAKMEM_STATS schema); %p in FILE writes one file per watched process.")
+@_common
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@_friendly
+def run(lib, summary, listen, retention, max_targets, detail, user, command):
+    """Run COMMAND with libhakmem preloaded, watched (with its child processes) from its first
+    allocation, serving /metrics meanwhile; exit with its status.
+
+    \b
+    Examples:
+      sudo hakwatch run -- python3 app.py
+      sudo hakwatch run --summary /tmp/totals.json -- ./server --port 8080
+      sudo HAKMEM_STATS=/tmp/own.json hakwatch run --summary /tmp/seen.json -- ./batch
+    """
+    from hakwatch import stats
+    from hakwatch.server import drop_privileges
+    from hakwatch.targets import DEFAULT_LIBRARY
+
+    lib = os.path.abspath(lib) if lib else str(DEFAULT_LIBRARY)
+    if not os.path.isfile(lib):
+        raise HakwatchError(f"{lib}: no such file (build it with `make -C libhakmem`, or give --lib)")
+    if os.geteuid() != 0:
+        raise HakwatchError("attaching needs root: run hakwatch with sudo")
+    probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_fork=True)
+    go_r, go_w = os.pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        os.close(go_w)
+        os.close(err_r)
+        _set_parent_death_signal()
+        os.read(go_r, 1)  # released once the child's pid is in the targets map
+        env = dict(os.environ)
+        env["LD_PRELOAD"] = f"{lib} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else lib
+        try:
+            os.execvpe(command[0], list(command), env)
+        except OSError as e:
+            os.write(err_w, f"{command[0]}: {e.strerror}".encode())
+            os._exit(127)
+    os.close(go_r)
+    os.close(err_w)
+    try:
+        probes.add_target(child, os.path.basename(command[0])[:15])
+        os.write(go_w, b"g")
+        os.close(go_w)
+        failure = os.read(err_r, 4096).decode()
+        os.close(err_r)
+        if failure:
+            os.waitpid(child, 0)
+            raise HakwatchError(failure, status=127)
+        drop_privileges(user)
+        server.start()
+        click.echo(f"hakwatch: serving http://{server.address}/metrics while {command[0]} runs", err=True)
+        while True:
+            try:
+                done, status = os.waitpid(child, os.WNOHANG)
+            except KeyboardInterrupt:
+                continue  # Ctrl-C reached the command too: wait for it to end
+            if done:
+                break
+            reader.expire()
+            time.sleep(0.1)
+        if summary:
+            targets = reader.read()
+            for pid, t in targets.items():
+                if pid == child or "%p" in summary:
+                    stats.write(summary, t)
+        return_code = os.waitstatus_to_exitcode(status)
+    finally:
+        server.stop()
+        probes.close()
+    sys.exit(return_code if return_code >= 0 else 128 - return_code)
+
+
+from hakwatch.doctor import doctor  # noqa: E402
+from hakwatch.probes_cmd import probes  # noqa: E402
+from hakwatch.top import snapshot, top  # noqa: E402
+
+main.add_command(doctor)
+main.add_command(probes)
+main.add_command(snapshot)
+main.add_command(top)

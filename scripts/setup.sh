@@ -40,7 +40,7 @@ fi
 
 kver=$(uname -r)
 moddir=/lib/modules/$kver
-if [ ! -e "$moddir/build/include/linux/kconfig.h" ]; then
+if [ ! -e "$moddir/build/include/generated/autoconf.h" ] || [ ! -e "$moddir/source/include/linux/kconfig.h" ]; then
 	hdr=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
 	common=$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n 1)
 	[ -n "$hdr" ] && [ -n "$common" ] || { say "no kernel headers under /usr/src after installing linux-headers-amd64"; exit 1; }

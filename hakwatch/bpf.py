@@ -1,0 +1,112 @@
+"""Load probes/hakwatch.bpf.c with bcc and attach it: the hakmem USDT probes by library path with the
+kernel-managed semaphore (uprobe PMU `ref_ctr_offset`), the syscall, process and page-fault
+tracepoints (bcc attaches TRACEPOINT_PROBE functions by itself).
+
+Why not bcc's USDT class: it raises semaphores by writing /proc/PID/mem, needs the process to exist
+and leaves them raised if hakwatch dies. With ref_ctr_offset the kernel raises the semaphore in every
+process mapping the library, now or later, and lowers it when the probe's fd is closed.
+"""
+
+import ctypes as ct
+import os
+from pathlib import Path
+
+from hakwatch.errors import HakwatchError
+from hakwatch.layout import PROBES_DIR, counters_ctype
+from hakwatch.usdt import argument_expressions, read_probes
+
+BPF_SOURCE = PROBES_DIR / "hakwatch.bpf.c"
+HAKMEM_PROBES = ("init", "flush", "ss_map", "ss_unmap", "ss_lru_put", "ss_lru_hit", "ss_lru_evict",
+                 "ss_madvise", "large_map", "large_unmap")
+ARG_COUNTS = {"init": 2, "flush": 1, "refill": 4}
+
+# libbcc's bpf_attach_uprobe takes a 7th argument, ref_ctr_offset, that bcc's Python wrapper does not
+# declare; a handle of our own keeps bcc's declaration untouched for bcc's own callers.
+_libbcc = ct.CDLL("libbcc.so.0", use_errno=True)
+_attach_uprobe = _libbcc.bpf_attach_uprobe
+_attach_uprobe.restype = ct.c_int
+_attach_uprobe.argtypes = [ct.c_int, ct.c_int, ct.c_char_p, ct.c_char_p, ct.c_ulonglong, ct.c_int, ct.c_uint32]
+_close_perf_event = _libbcc.bpf_close_perf_event_fd
+_close_perf_event.restype = ct.c_int
+_close_perf_event.argtypes = [ct.c_int]
+
+
+def _import_bcc():
+    try:
+        from bcc import BPF
+    except ImportError:
+        raise HakwatchError("bcc's Python module is missing: apt install python3-bpfcc, and use a "
+                            "virtual environment made with --system-site-packages (hakwatch doctor)") from None
+    return BPF
+
+
+class Probes:
+    """The loaded BPF program and everything attached. Close it (or use `with`) to detach."""
+
+    def __init__(self, lib: str | None, *, max_targets: int = 1024, follow_init: bool = False,
+                 follow_fork: bool = False, detail_refill: bool = False):
+        if os.geteuid() != 0:
+            raise HakwatchError("loading BPF programs needs root: run hakwatch with sudo")
+        BPF = _import_bcc()
+        self.lib = str(Path(lib).resolve()) if lib else None
+        found = {}
+        if self.lib:
+            found = {p.name: p for p in read_probes(self.lib) if p.provider == "hakmem"}
+            missing = [n for n in HAKMEM_PROBES if n not in found]
+            if missing:
+                raise HakwatchError(f"{lib} is not libhakmem: no hakmem USDT probe "
+                                    f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
+        cflags = [f"-I{PROBES_DIR}", f"-DMAX_TARGETS={max_targets}",
+                  f"-DFOLLOW_INIT={int(follow_init)}", f"-DFOLLOW_FORK={int(follow_fork)}",
+                  "-Wno-unused-function"]
+        for name, count in ARG_COUNTS.items():
+            exprs = argument_expressions(found[name].arguments) if name in found else ["0"] * count
+            cflags += [f"-DARG_{name}_{i}={e}" for i, e in enumerate(exprs)]
+        try:
+            self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
+        except Exception as e:  # bcc raises bare Exceptions for compile and load failures
+            raise HakwatchError(f"could not load the BPF program ({e}); run `hakwatch doctor`") from None
+        self._fds: list[int] = []
+        try:
+            names = HAKMEM_PROBES + (("refill",) if detail_refill else ())
+            for name in names if self.lib else ():
+                self._attach_usdt(found[name])
+        except BaseException:
+            self.close()
+            raise
+
+    def _attach_usdt(self, probe):
+        fn = self.bpf.load_func(f"on_{probe.name}".encode(), self.bpf.KPROBE)
+        ev_name = f"hakwatch_{os.getpid()}_{probe.name}".encode()
+        fd = _attach_uprobe(fn.fd, 0, ev_name, probe.path.encode(), probe.offset, -1, probe.semaphore_offset)
+        if fd < 0:
+            err = ct.get_errno()
+            raise HakwatchError(f"could not attach probe hakmem:{probe.name} in {probe.path}: "
+                                f"{os.strerror(err) if err else 'error ' + str(fd)}")
+        self._fds.append(fd)
+
+    def add_target(self, pid: int, comm: str):
+        """Watch a process from user space (attach --pid, run's command before it execs)."""
+        targets = self.bpf["targets"]
+        t = targets.Leaf()
+        t.comm = comm.encode()[:15]
+        targets[ct.c_uint32(pid)] = t
+
+    def table(self, name: str):
+        if name == "counters":
+            return self.bpf.get_table("counters", keytype=ct.c_uint32, leaftype=counters_ctype())
+        return self.bpf[name]
+
+    def close(self):
+        for fd in self._fds:
+            _close_perf_event(fd)
+        self._fds = []
+        if getattr(self, "bpf", None) is not None:
+            self.bpf.cleanup()
+            self.bpf = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,96 @@
+"""The Prometheus collector: reads the BPF maps at scrape time and yields metric families with the
+names and labels of DESIGN.md (client_python's custom collector pattern)."""
+
+import os
+import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from hakwatch import __version__, metrics as m
+from hakwatch.layout import SYSCALLS
+from hakwatch.reader import HIST_SLOTS, Reader
+
+
+def _buckets(hist: list[int], sum_ns: int):
+    """Log2 histogram of nanoseconds -> cumulative (le seconds, count) buckets, +Inf last."""
+    out, acc = [], 0
+    for i in range(HIST_SLOTS):
+        acc += hist[i]
+        out.append((repr(2.0 ** (i + 1) / 1e9), acc))
+    out.append(("+Inf", acc))
+    return out, sum_ns / 1e9
+
+
+class HakwatchCollector:
+    def __init__(self, reader: Reader, library: str | None):
+        self.reader = reader
+        self.library = library or ""
+        try:
+            import bcc
+            bcc_version = getattr(bcc, "__version__", "unknown")
+        except ImportError:
+            bcc_version = "missing"
+        self.build = {"version": __version__, "bcc_version": bcc_version, "kernel": os.uname().release}
+
+    def describe(self):
+        return []  # registration stays cheap: nothing is read until a scrape
+
+    def collect(self):
+        start = time.perf_counter()
+        self.reader.expire()
+        targets = self.reader.read()
+        L = ["pid", "comm"]
+        allocs = CounterMetricFamily(m.ALLOCS, "Blocks handed out, by size class (block size in bytes) or large", labels=L + ["class"])
+        frees = CounterMetricFamily(m.FREES, "Blocks freed, by route", labels=L + ["route"])
+        refills = CounterMetricFamily(m.REFILLS, "Thread-cache refills, by class and the stage that served them", labels=L + ["class", "stage"])
+        objects = CounterMetricFamily(m.REFILL_OBJECTS, "Blocks brought into thread caches by refills", labels=L + ["class"])
+        ss_ev = CounterMetricFamily(m.SUPERSLAB_EVENTS, "SuperSlab (2 MiB) events", labels=L + ["event"])
+        ss = GaugeMetricFamily(m.SUPERSLABS, "SuperSlabs in use (live) and empty in the LRU (cached)", labels=L + ["state"])
+        large = CounterMetricFamily(m.LARGE_EVENTS, "Large blocks mapped and unmapped", labels=L + ["event"])
+        sc = CounterMetricFamily(m.SYSCALLS, "Memory syscalls made by the process", labels=L + ["syscall"])
+        sc_bytes = CounterMetricFamily(m.SYSCALL_BYTES, "Bytes covered by those syscalls (length argument; 0 for brk)", labels=L + ["syscall"])
+        sc_dur = HistogramMetricFamily(m.SYSCALL_DURATION, "Time from syscall entry to exit", labels=L + ["syscall"])
+        faults = CounterMetricFamily(m.PAGE_FAULTS, "Page faults taken in user mode", labels=L)
+        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process", labels=L + ["library", "version"])
+        refill_dur = HistogramMetricFamily(m.REFILL_DURATION, "Refill duration (--detail refill only)", labels=L + ["class", "stage"])
+        for pid, t in sorted(targets.items()):
+            lv = [str(pid), t.comm]
+            info.add_metric(lv + [self.library, __version__], 1)
+            for cls, n in t.allocs.items():
+                allocs.add_metric(lv + [cls], n)
+            for route, n in t.frees.items():
+                frees.add_metric(lv + [route], n)
+            for size, stages in t.refills.items():
+                for stage, n in stages.items():
+                    refills.add_metric(lv + [str(size), stage], n)
+            for size, n in t.refill_objects.items():
+                objects.add_metric(lv + [str(size)], n)
+            for ev, n in t.superslab_events.items():
+                ss_ev.add_metric(lv + [ev], n)
+            for state, n in t.superslabs().items():
+                ss.add_metric(lv + [state], n)
+            for ev, n in t.large_events.items():
+                large.add_metric(lv + [ev], n)
+            for name in SYSCALLS:
+                s = t.syscalls.get(name)
+                sc.add_metric(lv + [name], s.calls if s else 0)
+                sc_bytes.add_metric(lv + [name], s.bytes if s else 0)
+                if s:
+                    buckets, total = _buckets(s.hist, s.sum_ns)
+                    sc_dur.add_metric(lv + [name], buckets, total)
+            faults.add_metric(lv, t.page_faults)
+            by_cs: dict[tuple[int, str], list[int]] = {}
+            for (size, stage, slot), n in t.refill_latency.items():
+                by_cs.setdefault((size, stage), [0] * HIST_SLOTS)[min(slot, HIST_SLOTS - 1)] += n
+            for (size, stage), hist in by_cs.items():
+                buckets, _ = _buckets(hist, 0)
+                refill_dur.add_metric(lv + [str(size), stage], buckets, 0)
+        yield from (allocs, frees, refills, objects, ss_ev, ss, large, sc, sc_bytes, sc_dur, faults, info)
+        if any(t.refill_latency for t in targets.values()):
+            yield refill_dur
+        yield GaugeMetricFamily(m.TARGETS, "Processes watched now (exited ones until --retention ends)", value=len(targets))
+        yield CounterMetricFamily(m.TARGETS_DROPPED, "Processes not watched because --max-targets was reached", value=self.reader.dropped())
+        build = GaugeMetricFamily(m.BUILD_INFO, "hakwatch build", labels=list(self.build))
+        build.add_metric(list(self.build.values()), 1)
+        yield build
+        yield GaugeMetricFamily(m.SCRAPE_DURATION, "Time the last scrape took to read the maps", value=time.perf_counter() - start)

@@ -1,0 +1,80 @@
+"""The HTTP endpoint (/metrics, and a landing page at /) and the privilege drop that precedes it."""
+
+import errno
+import os
+import pwd
+import socket
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from hakwatch.errors import HakwatchError
+
+LANDING = b"""<!doctype html><html><head><title>hakwatch</title></head><body>
+<h1>hakwatch</h1><p>eBPF metrics of the hakmem allocator and the memory syscalls it causes.</p>
+<p><a href="metrics">/metrics</a></p></body></html>
+"""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise HakwatchError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:10464", status=2)
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class MetricsServer:
+    """Bound at construction (as root, so a privileged port works and errors come before attaching
+    anything long-lived); serving starts with `start()` on a daemon thread."""
+
+    def __init__(self, listen: str, collector):
+        host, port = parse_listen(listen)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(collector)
+        metrics_app = make_wsgi_app(registry)
+
+        def app(environ, start_response):
+            if environ.get("PATH_INFO", "/") in ("/", ""):
+                start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+                return [LANDING]
+            return metrics_app(environ, start_response)
+
+        _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            self.httpd = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise HakwatchError(f"cannot listen on {listen}: the port is in use (choose another with --listen)") from None
+            raise HakwatchError(f"cannot listen on {listen}: {e.strerror}") from None
+        self.address = f"{host}:{self.httpd.server_port}"
+
+    def start(self):
+        threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def drop_privileges(user: str):
+    """Become `user` with no capabilities: reading BPF maps through the fds already open needs none."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise HakwatchError(f"--user {user!r}: no such user") from None
+    os.setgroups([])
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)  # from root to a non-root uid: every capability goes too

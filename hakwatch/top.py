@@ -1,0 +1,135 @@
+"""`hakwatch top` (a live view a person leaves open) and `hakwatch snapshot` (the same, once).
+
+Both attach to one process like `attach --pid`, read the maps every interval and show rates: blocks
+per class, frees per route, refills per stage, SuperSlabs, memory syscalls per second and per
+thousand allocations, page faults.
+"""
+
+import json
+import os
+import time
+
+import click
+
+from hakwatch.layout import SYSCALLS
+from hakwatch.reader import Target
+
+
+def _delta(a: dict, b: dict) -> dict:
+    return {k: b.get(k, 0) - a.get(k, 0) for k in b}
+
+
+def view(prev: Target, cur: Target, seconds: float) -> dict:
+    """Rates between two reads of one target, as a plain dict (what --json prints)."""
+    allocs = cur.total_allocs - prev.total_allocs
+    sc = {n: (cur.syscalls[n].calls if n in cur.syscalls else 0) - (prev.syscalls[n].calls if n in prev.syscalls else 0)
+          for n in SYSCALLS}
+    stages: dict[str, int] = {}
+    for size, st in cur.refills.items():
+        for stage, n in st.items():
+            stages[stage] = stages.get(stage, 0) + n - prev.refills.get(size, {}).get(stage, 0)
+    per_class = _delta(prev.allocs, cur.allocs)
+    return {
+        "pid": cur.pid, "comm": cur.comm, "seconds": round(seconds, 3),
+        "allocs_per_s": allocs / seconds,
+        "top_classes_per_s": {k: v / seconds for k, v in sorted(per_class.items(), key=lambda kv: -kv[1])[:8] if v},
+        "frees_per_s": {k: v / seconds for k, v in _delta(prev.frees, cur.frees).items()},
+        "refills_per_s": {k: v / seconds for k, v in stages.items()},
+        "superslabs": cur.superslabs(),
+        "superslab_events": _delta(prev.superslab_events, cur.superslab_events),
+        "syscalls_per_s": {k: v / seconds for k, v in sc.items()},
+        "syscalls_per_1k_allocs": 1000 * sum(sc.values()) / allocs if allocs else 0.0,
+        "page_faults_per_s": (cur.page_faults - prev.page_faults) / seconds,
+    }
+
+
+def render(v: dict) -> str:
+    def row(title, d):
+        return f"  {title:<20}" + "  ".join(f"{k} {n:,.0f}" for k, n in d.items())
+    return "\n".join([
+        f"hakwatch top: pid {v['pid']} ({v['comm']}), last {v['seconds']:.1f} s",
+        row("allocations/s", {"": v["allocs_per_s"]}),
+        row("busiest classes/s", v["top_classes_per_s"]),
+        row("frees/s by route", v["frees_per_s"]),
+        row("refills/s by stage", v["refills_per_s"]),
+        row("superslabs", v["superslabs"]),
+        row("superslab events", v["superslab_events"]),
+        row("syscalls/s", v["syscalls_per_s"]),
+        f"  {'syscalls/1k allocs':<20}{v['syscalls_per_1k_allocs']:.3f}",
+        row("page faults/s", {"": v["page_faults_per_s"]}),
+    ])
+
+
+def _open(pid_text: str):
+    from hakwatch.bpf import Probes
+    from hakwatch.errors import HakwatchError
+    from hakwatch.reader import Reader
+    from hakwatch.targets import check_pid, comm_of, library_of
+
+    pid = check_pid(pid_text)
+    lib = library_of(pid)
+    if not lib:
+        raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem")
+    probes = Probes(lib)
+    probes.add_target(pid, comm_of(pid))
+    return pid, probes, Reader(probes, retention_s=3600)
+
+
+def _read(reader, pid) -> Target | None:
+    return reader.read().get(pid)
+
+
+@click.command()
+@click.option("--pid", required=True, help="The process to look at.")
+@click.option("--duration", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds to watch.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def snapshot(pid, duration, as_json):
+    """Watch one process for a while and print what its allocator and the kernel did (like syscount).
+
+    \b
+    Examples:
+      sudo hakwatch snapshot --pid 4242 --duration 10
+      sudo hakwatch snapshot --pid 4242 --json | jq .syscalls_per_1k_allocs
+    """
+    from hakwatch.cli import _friendly
+
+    _friendly(_snapshot)(pid, duration, as_json)
+
+
+def _snapshot(pid_text, duration, as_json):
+    pid, probes, reader = _open(pid_text)
+    with probes:
+        first, t0 = _read(reader, pid), time.monotonic()
+        time.sleep(duration)
+        last = _read(reader, pid)
+        v = view(first, last, time.monotonic() - t0)
+    click.echo(json.dumps(v, indent=1) if as_json else render(v))
+
+
+@click.command()
+@click.option("--pid", required=True, help="The process to look at.")
+@click.option("--interval", type=click.FloatRange(0.2), default=2.0, show_default=True, help="Seconds between refreshes.")
+def top(pid, interval):
+    """A live view of one process's allocator and memory syscalls; Ctrl-C ends it.
+
+    \b
+    Example:
+      sudo hakwatch top --pid 4242
+    """
+    from hakwatch.cli import _friendly
+
+    _friendly(_top)(pid, interval)
+
+
+def _top(pid_text, interval):
+    pid, probes, reader = _open(pid_text)
+    with probes:
+        prev, t = _read(reader, pid), time.monotonic()
+        while True:
+            time.sleep(interval)
+            cur, now = _read(reader, pid), time.monotonic()
+            if cur is None or cur.exited_ns:
+                click.echo(f"hakwatch: process {pid} exited")
+                return
+            click.echo("\x1b[H\x1b[2J" + render(view(prev, cur, now - t)) if os.isatty(1) else render(view(prev, cur, now - t)) + "\n")
+            prev, t = cur, now

@@ -1,0 +1,268 @@
+/*
+ * hakwatch's kernel side (compiled by bcc). Everything is aggregated here, in maps that hakwatch
+ * reads at scrape time: no per-event perf or ring buffer on the metrics path.
+ *
+ * Which processes are watched is the `targets` map, which this program keeps current by itself:
+ *   - the `init` USDT probe (fired once in libhakmem's constructor) adds the process when hakwatch
+ *     runs with --lib (FOLLOW_INIT), and resets its counters when it fires again for a pid already
+ *     watched (after exec() the allocator starts over, and so must its totals);
+ *   - task_newtask adds the new processes (not threads) of watched processes (FOLLOW_FORK, `run`);
+ *   - sched_process_exit of a group leader marks it exited; hakwatch deletes it after --retention.
+ * A target refused because the map is full is counted in `dropped`.
+ *
+ * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, and ARG_<probe>_<n>, the C
+ * expression reading a USDT argument from the registers, made from the ELF note's argument spec.
+ */
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+#include "hakmem_counters.h"
+
+#define NUM_SYSCALLS 6 /* mmap, munmap, madvise, mremap, brk, mincore */
+#define HIST_SLOTS 40	/* log2 of nanoseconds: 1 ns .. ~9 minutes */
+
+struct target {
+	u64 exited_ns;	/* 0 while alive */
+	char comm[TASK_COMM_LEN];
+};
+
+struct events {
+	u64 ss[6];	/* map, unmap, lru_put, lru_hit, lru_evict, madvise */
+	u64 large[2];	/* map, unmap */
+};
+
+struct sc_key {
+	u32 pid;
+	u32 nr;		/* index into hakwatch's syscall list, not the syscall number */
+};
+
+struct sc_val {
+	u64 calls;
+	u64 bytes;
+	u64 sum_ns;
+	u64 hist[HIST_SLOTS];
+};
+
+struct inflight {
+	u64 start_ns;
+	u64 bytes;
+	u32 nr;
+};
+
+struct refill_key {
+	u32 pid;
+	u32 class_size;
+	u32 stage;
+	u32 slot;	/* log2 of nanoseconds */
+};
+
+BPF_HASH(targets, u32, struct target, MAX_TARGETS);
+BPF_ARRAY(dropped, u64, 1);
+BPF_HASH(counters, u32, struct hakmem_counters, MAX_TARGETS);
+BPF_PERCPU_ARRAY(scratch, struct hakmem_counters, 1);
+BPF_HASH(events, u32, struct events, MAX_TARGETS);
+BPF_HASH(syscalls, struct sc_key, struct sc_val, MAX_TARGETS * NUM_SYSCALLS);
+BPF_HASH(inflight, u32, struct inflight, MAX_TARGETS * 64);
+BPF_HASH(faults, u32, u64, MAX_TARGETS);
+BPF_HASH(refill_ns, struct refill_key, u64, MAX_TARGETS * 256);
+
+static inline u32 current_pid(void)
+{
+	return bpf_get_current_pid_tgid() >> 32;
+}
+
+static inline int watched(u32 pid)
+{
+	return targets.lookup(&pid) != NULL;
+}
+
+static inline void add_target(u32 pid)
+{
+	struct target t = {};
+	bpf_get_current_comm(&t.comm, sizeof(t.comm));
+	if (targets.insert(&pid, &t) != 0 && !targets.lookup(&pid)) {
+		int zero = 0;
+		u64 *d = dropped.lookup(&zero);
+		if (d)
+			__sync_fetch_and_add(d, 1);
+	}
+}
+
+/* ---- USDT probes of libhakmem (attached by library path, semaphore managed by the kernel) */
+
+int on_init(struct pt_regs *ctx)
+{
+	u32 pid = current_pid();
+	struct target *t = targets.lookup(&pid);
+	if (t) {
+		/* exec(): a new image with a fresh allocator, same pid */
+		counters.delete(&pid);
+		events.delete(&pid);
+		bpf_get_current_comm(&t->comm, sizeof(t->comm));
+		return 0;
+	}
+#if FOLLOW_INIT
+	add_target(pid);
+#endif
+	return 0;
+}
+
+int on_flush(struct pt_regs *ctx)
+{
+	u32 pid = current_pid();
+	if (!watched(pid))
+		return 0;
+	int zero = 0;
+	struct hakmem_counters *block = scratch.lookup(&zero);
+	if (!block)
+		return 0;
+	if (bpf_probe_read_user(block, sizeof(*block), (void *)ARG_flush_0) != 0)
+		return 0;
+	if (counters.insert(&pid, block) == 0)
+		return 0;
+	struct hakmem_counters *sum = counters.lookup(&pid);
+	if (!sum)
+		return 0;
+	u64 *to = (u64 *)sum, *from = (u64 *)block;
+	for (int i = 0; i < sizeof(*block) / sizeof(u64); i++)
+		__sync_fetch_and_add(&to[i], from[i]);
+	return 0;
+}
+
+static inline int count_event(int large, int which)
+{
+	u32 pid = current_pid();
+	if (!watched(pid))
+		return 0;
+	struct events zero = {};
+	struct events *e = events.lookup_or_try_init(&pid, &zero);
+	if (!e)
+		return 0;
+	if (large)
+		__sync_fetch_and_add(&e->large[which & 1], 1);
+	else if (which >= 0 && which < 6)
+		__sync_fetch_and_add(&e->ss[which], 1);
+	return 0;
+}
+
+int on_ss_map(struct pt_regs *ctx) { return count_event(0, 0); }
+int on_ss_unmap(struct pt_regs *ctx) { return count_event(0, 1); }
+int on_ss_lru_put(struct pt_regs *ctx) { return count_event(0, 2); }
+int on_ss_lru_hit(struct pt_regs *ctx) { return count_event(0, 3); }
+int on_ss_lru_evict(struct pt_regs *ctx) { return count_event(0, 4); }
+int on_ss_madvise(struct pt_regs *ctx) { return count_event(0, 5); }
+int on_large_map(struct pt_regs *ctx) { return count_event(1, 0); }
+int on_large_unmap(struct pt_regs *ctx) { return count_event(1, 1); }
+
+/* Attached only with --detail refill: how long refills take, per class and stage. */
+int on_refill(struct pt_regs *ctx)
+{
+	u32 pid = current_pid();
+	if (!watched(pid))
+		return 0;
+	struct refill_key k = {.pid = pid, .class_size = ARG_refill_0, .stage = ARG_refill_1};
+	u64 ns = ARG_refill_3;
+	k.slot = bpf_log2l(ns ? ns : 1);
+	u64 one = 0, *v = refill_ns.lookup_or_try_init(&k, &one);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+/* ---- processes */
+
+TRACEPOINT_PROBE(task, task_newtask)
+{
+#if FOLLOW_FORK
+	if (args->clone_flags & CLONE_THREAD)
+		return 0;
+	if (!watched(current_pid()))
+		return 0;
+	u32 child = args->pid;
+	struct target t = {};
+	__builtin_memcpy(&t.comm, args->comm, sizeof(t.comm));
+	if (targets.insert(&child, &t) != 0) {
+		int zero = 0;
+		u64 *d = dropped.lookup(&zero);
+		if (d)
+			__sync_fetch_and_add(d, 1);
+	}
+#endif
+	return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 pid = id >> 32;
+	if ((u32)id != pid)
+		return 0; /* a thread, not the process */
+	struct target *t = targets.lookup(&pid);
+	if (t)
+		t->exited_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* ---- memory syscalls of watched processes: count, bytes, enter-to-exit time */
+
+static inline int sys_enter(u32 nr, u64 bytes)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	if (!watched(id >> 32))
+		return 0;
+	u32 tid = id;
+	struct inflight f = {.start_ns = bpf_ktime_get_ns(), .bytes = bytes, .nr = nr};
+	inflight.update(&tid, &f);
+	return 0;
+}
+
+static inline int sys_exit(void)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = id;
+	struct inflight *f = inflight.lookup(&tid);
+	if (!f)
+		return 0;
+	u64 ns = bpf_ktime_get_ns() - f->start_ns;
+	struct sc_key k = {.pid = id >> 32, .nr = f->nr};
+	u64 bytes = f->bytes;
+	inflight.delete(&tid);
+	struct sc_val zero = {};
+	struct sc_val *v = syscalls.lookup_or_try_init(&k, &zero);
+	if (!v)
+		return 0;
+	__sync_fetch_and_add(&v->calls, 1);
+	__sync_fetch_and_add(&v->bytes, bytes);
+	__sync_fetch_and_add(&v->sum_ns, ns);
+	u32 slot = bpf_log2l(ns ? ns : 1);
+	if (slot >= HIST_SLOTS)
+		slot = HIST_SLOTS - 1;
+	__sync_fetch_and_add(&v->hist[slot], 1);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap) { return sys_enter(0, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_exit_mmap) { return sys_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_munmap) { return sys_enter(1, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_exit_munmap) { return sys_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_madvise) { return sys_enter(2, args->len_in); }
+TRACEPOINT_PROBE(syscalls, sys_exit_madvise) { return sys_exit(); }
+/* mremap: the new length; brk: no length at all (its argument is an address), so 0 bytes */
+TRACEPOINT_PROBE(syscalls, sys_enter_mremap) { return sys_enter(3, args->new_len); }
+TRACEPOINT_PROBE(syscalls, sys_exit_mremap) { return sys_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_brk) { return sys_enter(4, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_brk) { return sys_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mincore) { return sys_enter(5, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_exit_mincore) { return sys_exit(); }
+
+/* ---- page faults taken in user mode */
+
+TRACEPOINT_PROBE(exceptions, page_fault_user)
+{
+	u32 pid = current_pid();
+	if (!watched(pid))
+		return 0;
+	u64 zero = 0, *n = faults.lookup_or_try_init(&pid, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return 0;
+}
