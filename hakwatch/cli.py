@@ -166,8 +166,9 @@ def _set_parent_death_signal():
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--lib", type=click.Path(dir_okay=False), help="The libhakmem to preload (default: this checkout's build).")
-@click.option("--summary", metavar="FILE", help="Write hakwatch's totals for the command's process at the end "
-              "(HAKMEM_STATS schema); %p in FILE writes one file per watched process.")
+@click.option("--summary", type=click.File("w", lazy=False), metavar="FILE",
+              help="Write hakwatch's totals for the command's process at the end (HAKMEM_STATS schema). "
+              "Opened before hakwatch drops root, so it may be anywhere root can write.")
 @_common
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @_friendly
@@ -230,10 +231,10 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
             reader.expire()
             time.sleep(0.1)
         if summary:
-            targets = reader.read()
-            for pid, t in targets.items():
-                if pid == child or "%p" in summary:
-                    stats.write(summary, t)
+            t = reader.read().get(child)
+            if t is None:
+                raise HakwatchError(f"{command[0]} ended before hakwatch saw it (no summary written)")
+            stats.write(summary, t)
         return_code = os.waitstatus_to_exitcode(status)
     finally:
         server.stop()

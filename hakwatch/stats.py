@@ -23,7 +23,8 @@ def to_stats(t: Target) -> dict:
     }
 
 
-def write(path: str, t: Target):
-    with open(path.replace("%p", str(t.pid)), "w") as f:
-        json.dump(to_stats(t), f, indent=1)
-        f.write("\n")
+def write(f, t: Target):
+    """To an open text file (opened while hakwatch was still root)."""
+    json.dump(to_stats(t), f, indent=1)
+    f.write("\n")
+    f.flush()
