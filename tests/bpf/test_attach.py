@@ -1,0 +1,135 @@
+"""attach --pid and attach --lib on real processes; the exposition as Prometheus parses it;
+syscall counts against a program that makes a known number of calls; retention and expiry."""
+
+import os
+import subprocess
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import scrape, wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DESIGN_METRICS = {
+    "hakmem_allocs": ("counter", {"pid", "comm", "class"}),
+    "hakmem_frees": ("counter", {"pid", "comm", "route"}),
+    "hakmem_refills": ("counter", {"pid", "comm", "class", "stage"}),
+    "hakmem_refill_objects": ("counter", {"pid", "comm", "class"}),
+    "hakmem_superslab_events": ("counter", {"pid", "comm", "event"}),
+    "hakmem_superslabs": ("gauge", {"pid", "comm", "state"}),
+    "hakmem_large_events": ("counter", {"pid", "comm", "event"}),
+    "hakmem_syscalls": ("counter", {"pid", "comm", "syscall"}),
+    "hakmem_syscall_bytes": ("counter", {"pid", "comm", "syscall"}),
+    "hakmem_syscall_duration_seconds": ("histogram", {"pid", "comm", "syscall"}),
+    "hakmem_page_faults": ("counter", {"pid", "comm"}),
+    "hakwatch_target_info": ("gauge", {"pid", "comm", "library", "version"}),
+    "hakwatch_targets": ("gauge", set()),
+    "hakwatch_targets_dropped": ("counter", set()),
+    "hakwatch_scrape_duration_seconds": ("gauge", set()),
+    "hakwatch_build_info": ("gauge", {"version", "bcc_version", "kernel"}),
+}
+
+
+def samples(text, name, **labels):
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                out[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def total(text, name, **labels):
+    return sum(samples(text, name, **labels).values())
+
+
+def start_workload(libhakmem, seconds=60):
+    env = dict(os.environ, LD_PRELOAD=str(libhakmem), PYTHONMALLOC="malloc")
+    return subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "scripts", "demo_workload.py"), str(seconds)],
+                            env=env, stdout=subprocess.DEVNULL)
+
+
+def test_attach_to_a_running_process_and_parse_the_exposition(hakwatch, libhakmem):
+    proc = start_workload(libhakmem)
+    try:
+        wait_for(lambda: "libhakmem" in open(f"/proc/{proc.pid}/maps").read(), what="the workload to start")
+        h = hakwatch("attach", "--pid", str(proc.pid))
+        h.ready()
+        pid = str(proc.pid)
+        first = wait_for(lambda: total(scrape(h.url) or "", "hakmem_allocs_total", pid=pid), what="allocations counted")
+        later = wait_for(lambda: total(scrape(h.url) or "", "hakmem_allocs_total", pid=pid) > first and
+                         total(scrape(h.url), "hakmem_allocs_total", pid=pid), what="the counters to move")
+        assert later > first
+        text = scrape(h.url)
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        for name, (kind, labels) in DESIGN_METRICS.items():
+            assert name in fams, f"{name} missing from /metrics"
+            assert fams[name].type == kind, f"{name} is a {fams[name].type}, DESIGN.md says {kind}"
+            for s in fams[name].samples:
+                if s.name.endswith(("_bucket",)):
+                    assert set(s.labels) == labels | {"le"}, s
+                else:
+                    assert set(s.labels) == labels, f"{s.name} has labels {set(s.labels)}, expected {labels}"
+        assert total(text, "hakwatch_targets") >= 1
+        assert scrape(h.url.replace("/metrics", "/")).startswith("<!doctype html>")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_attach_lib_picks_up_a_process_started_later(hakwatch, libhakmem, programs):
+    h = hakwatch("attach", "--lib", str(libhakmem), "--retention", "300")
+    h.ready()
+    proc = subprocess.run([programs["churn_threads"], "2", "2", "500"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                          capture_output=True, text=True, check=True)
+    assert "churn done" in proc.stdout
+    text = wait_for(lambda: (t := scrape(h.url)) and 'comm="churn_threads"' in t and t, what="the new process's series")
+    assert total(text, "hakmem_allocs_total", comm="churn_threads") > 1000
+
+
+def test_syscall_counts_are_exact(hakwatch, libhakmem, programs):
+    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        h = hakwatch("attach", "--pid", str(proc.pid))
+        h.ready()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "done\n"
+        text = scrape(h.url)
+        pid = str(proc.pid)
+        calls = {s: total(text, "hakmem_syscalls_total", pid=pid, syscall=s) for s in ("mmap", "munmap", "madvise", "mremap", "brk", "mincore")}
+        assert calls == {"mmap": 100, "munmap": 100, "madvise": 50, "mremap": 0, "brk": 0, "mincore": 0}
+        assert total(text, "hakmem_syscall_bytes_total", pid=pid, syscall="mmap") == 100 * 65536
+        assert total(text, "hakmem_syscall_duration_seconds_count", pid=pid, syscall="munmap") == 100
+        assert total(text, "hakmem_page_faults_total", pid=pid) >= 100  # one per mapping touched
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        proc.wait(10)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_exited_target_is_kept_for_retention_then_goes(hakwatch, libhakmem, programs):
+    h = hakwatch("attach", "--lib", str(libhakmem), "--retention", "3")
+    h.ready()
+    subprocess.run([programs["churn_threads"], "1", "1", "100"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                   capture_output=True, check=True)
+    exited = time.monotonic()
+    wait_for(lambda: 'comm="churn_threads"' in (scrape(h.url) or ""), what="the exited process's final values")
+    wait_for(lambda: 'comm="churn_threads"' not in (scrape(h.url) or "x"), timeout=20, what="its series to go")
+    assert time.monotonic() - exited >= 2.5, "series went before --retention passed"
+
+
+def test_attach_pid_ends_when_its_targets_are_gone(hakwatch, libhakmem, programs):
+    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    h = hakwatch("attach", "--pid", str(proc.pid), "--retention", "0")
+    h.ready()
+    proc.stdin.write("go\nend\n")
+    proc.stdin.close()
+    proc.wait(10)
+    assert h.proc.wait(20) == 0
