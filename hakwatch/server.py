@@ -60,10 +60,12 @@ class MetricsServer:
         self.address = f"{host}:{self.httpd.server_port}"
 
     def start(self):
+        self.serving = True
         threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True).start()
 
     def stop(self):
-        self.httpd.shutdown()
+        if getattr(self, "serving", False):  # shutdown() waits for serve_forever, which may never have run
+            self.httpd.shutdown()
         self.httpd.server_close()
 
 

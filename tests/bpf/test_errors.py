@@ -1,0 +1,126 @@
+"""Wrong input ends with one line on stderr, a non-zero status, no traceback, and nothing left
+attached; a normal stop detaches cleanly (the kernel lowers the probe semaphores again)."""
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from conftest import HAKWATCH, free_port, wait_for
+from hakwatch.usdt import read_probes
+
+UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+
+
+def hakwatch_fails(*args, user=None):
+    res = subprocess.run(HAKWATCH + list(args), capture_output=True, text=True, timeout=120, user=user)
+    assert res.returncode != 0, f"{args} succeeded: {res.stdout}"
+    lines = res.stderr.strip().splitlines()
+    assert "Traceback" not in res.stderr, res.stderr
+    assert len(lines) == 1 and lines[0].startswith(("hakwatch: ", "Usage:", "Error:")) or \
+        lines[-1].startswith("Error:"), f"expected one clear line, got:\n{res.stderr}"
+    assert "hakwatch" not in open(UPROBE_EVENTS).read(), "a uprobe was left in tracefs"
+    return res.stderr
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def test_no_such_pid():
+    assert "no process with pid 999999" in hakwatch_fails("attach", "--pid", "999999")
+
+
+def test_garbage_pid():
+    assert "not a process id" in hakwatch_fails("attach", "--pid", "abc")
+
+
+def test_pid_without_libhakmem(sleeper):
+    assert "does not use libhakmem" in hakwatch_fails("attach", "--pid", str(sleeper))
+
+
+def test_missing_library():
+    assert "no such file" in hakwatch_fails("attach", "--lib", "/nonexistent/libhakmem.so")
+
+
+def test_wrong_library():
+    assert "is not libhakmem" in hakwatch_fails("attach", "--lib", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                                                "--listen", f"127.0.0.1:{free_port()}")
+
+
+def test_not_an_elf_file(tmp_path):
+    f = tmp_path / "libhakmem.so"
+    f.write_text("not a library")
+    assert "not an ELF file" in hakwatch_fails("attach", "--lib", str(f))
+
+
+def test_garbage_listen(libhakmem):
+    assert "expected HOST:PORT" in hakwatch_fails("attach", "--lib", str(libhakmem), "--listen", "nonsense")
+
+
+def test_port_in_use(libhakmem):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert "port is in use" in hakwatch_fails("attach", "--lib", str(libhakmem), "--listen", f"127.0.0.1:{port}")
+
+
+def test_not_root(libhakmem):
+    assert "needs root" in hakwatch_fails("attach", "--lib", str(libhakmem), user="nobody")
+
+
+def test_command_not_found():
+    assert "no-such-command" in hakwatch_fails("run", "--listen", f"127.0.0.1:{free_port()}", "--", "no-such-command")
+
+
+def semaphore(pid, lib, probe="flush"):
+    """The probe's semaphore in a live process: load base (from its maps) + the semaphore's address."""
+    p = next(p for p in read_probes(lib) if p.name == probe)
+    real = os.path.realpath(lib)
+    for line in open(f"/proc/{pid}/maps"):
+        parts = line.split()
+        if len(parts) == 6 and parts[5] == real and int(parts[2], 16) == 0:
+            base = int(parts[0].split("-")[0], 16)
+            with open(f"/proc/{pid}/mem", "rb") as mem:
+                mem.seek(base + p.semaphore_address)
+                return int.from_bytes(mem.read(2), "little")
+    raise AssertionError(f"{real} not mapped at offset 0 in {pid}")
+
+
+def test_clean_detach(hakwatch, libhakmem, programs):
+    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert semaphore(proc.pid, libhakmem) == 0
+        h = hakwatch("attach", "--pid", str(proc.pid))
+        h.ready()
+        assert semaphore(proc.pid, libhakmem) == 1, "the kernel did not raise the semaphore"
+        assert h.stop() == 0
+        assert semaphore(proc.pid, libhakmem) == 0, "the semaphore stayed raised after hakwatch stopped"
+        assert "hakwatch" not in open(UPROBE_EVENTS).read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_killed_hakwatch_leaves_nothing_raised(hakwatch, libhakmem, programs):
+    """Even SIGKILL: the kernel owns the semaphore and drops it with the probe's file descriptor."""
+    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        h = hakwatch("attach", "--pid", str(proc.pid))
+        h.ready()
+        h.proc.kill()
+        h.proc.wait()
+        wait_for(lambda: semaphore(proc.pid, libhakmem) == 0, timeout=10, what="the semaphore to drop")
+    finally:
+        proc.kill()
+        proc.wait()
