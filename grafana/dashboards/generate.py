@@ -1,0 +1,156 @@
+"""Dashboards as code (Grafana foundation SDK, pinned in pyproject.toml for Grafana 11.6).
+
+    .venv/bin/python -m grafana.dashboards.generate     # rewrites grafana/dashboards/*.json
+
+Metric names come from hakwatch.metrics, the module the exporter itself uses. tests/grafana checks
+that the JSON in the repository is what this script makes, and (end to end, against a real
+Prometheus) that every panel's query returns data.
+"""
+
+import json
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import heatmap, prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from hakwatch import metrics as m
+
+OUT = Path(__file__).resolve().parent
+DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+MEMORY_SYSCALLS = 'syscall=~"mmap|munmap|madvise|mremap|brk"'
+
+
+def query(expr: str, legend: str = "") -> prometheus.Dataquery:
+    return prometheus.Dataquery().expr(expr).legend_format(legend).datasource(DS)
+
+
+def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps([dm.Threshold(v, c) for v, c in steps])
+
+
+OK = (None, "green")
+
+
+def ts(title, description, unit, queries, *, width=12, limits=(OK,)):
+    p = (timeseries.Panel().title(title).description(description).unit(unit).min(0).span(width).height(8)
+         .datasource(DS).thresholds(thresholds(*limits)))
+    for q in queries:
+        p = p.with_target(q)
+    return p
+
+
+def single(title, description, unit, q, limits=(OK,), width=6):
+    return (stat.Panel().title(title).description(description).unit(unit).span(width).height(4)
+            .datasource(DS).thresholds(thresholds(*limits)).with_target(q))
+
+
+def variable(name, label, query_text, *, include_all=True):
+    v = (db.QueryVariable(name).label(label).query(query_text).datasource(DS)
+         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(include_all))
+    return v.include_all(True).all_value(".*") if include_all else v
+
+
+def datasource_variable():
+    return db.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+
+
+def panels(sel: str, by: str):
+    """The panels both dashboards share; `sel` selects series, `by` is the grouping of the lines."""
+    allocs = f"sum by ({by}) (rate({m.ALLOCS}_total{{{sel}}}[$__rate_interval]))"
+    calls = f"sum by ({by}) (rate({m.SYSCALLS}_total{{{sel},{MEMORY_SYSCALLS}}}[$__rate_interval]))"
+    return [
+        db.Row("Allocator"),
+        ts("Allocations and frees per second", "Blocks handed out (all classes) and freed, by free route: tls_sll "
+           "is the thread-cache fast path; ss_remote means cross-thread frees.", "ops",
+           [query(f"sum(rate({m.ALLOCS}_total{{{sel}}}[$__rate_interval]))", "allocations"),
+            query(f"sum by (route) (rate({m.FREES}_total{{{sel}}}[$__rate_interval]))", "free {{route}}")]),
+        ts("Refills per second by stage", "Thread-cache misses by the stage that served them. lru and map mean "
+           "a SuperSlab had to be found: the allocator is growing.", "ops",
+           [query(f"sum by (stage) (rate({m.REFILLS}_total{{{sel}}}[$__rate_interval]))", "{{stage}}")]),
+        ts("SuperSlabs", "2 MiB regions in use (live) and empty ones kept in the LRU (cached).", "short",
+           [query(f"sum by (state) ({m.SUPERSLABS}{{{sel}}})", "{{state}}")]),
+        ts("SuperSlab events per second", "Maps, unmaps, LRU traffic and purges. Unmaps close to maps with few "
+           "LRU hits is thrash (alert HakmemSuperSlabThrash).", "ops",
+           [query(f"sum by (event) (rate({m.SUPERSLAB_EVENTS}_total{{{sel}}}[$__rate_interval]))", "{{event}}")]),
+        db.Row("Kernel"),
+        ts("Memory syscalls per second", "mmap, munmap, madvise, mremap, brk and mincore made by the watched "
+           "processes (all of their calls, not only the allocator's).", "ops",
+           [query(f"sum by (syscall) (rate({m.SYSCALLS}_total{{{sel}}}[$__rate_interval]))", "{{syscall}}")],
+           limits=(OK, (100, "orange"), (1000, "red"))),
+        ts("Memory syscalls per 1000 allocations", "The churn ratio: a healthy allocator stays near 0. Alert "
+           "HakmemSyscallChurn fires above 5.", "short",
+           [query(f"1000 * ({calls}) / ({allocs})", "{{" + by + "}}")],
+           limits=(OK, (1, "orange"), (5, "red"))),
+        heatmap.Panel().title("Memory syscall latency").description(
+            "Time from syscall entry to exit (log2 buckets); long munmap/madvise calls are TLB shootdowns "
+            "and page freeing.").span(12).height(8).datasource(DS).calculate(False)
+        .with_target(query(f"sum by (le) (rate({m.SYSCALL_DURATION}_bucket{{{sel}}}[$__rate_interval]))", "{{le}}")
+                     .format(PromQueryFormat.HEATMAP)),
+        ts("Page faults per second", "User-mode page faults of the watched processes: first touches of fresh "
+           "or purged memory.", "ops",
+           [query(f"sum by ({by}) (rate({m.PAGE_FAULTS}_total{{{sel}}}[$__rate_interval]))", "{{" + by + "}}")],
+           limits=(OK, (50000, "orange"))),
+    ]
+
+
+def overview():
+    sel = 'instance=~"$instance"'
+    d = (db.Dashboard("hakwatch: allocator overview").uid("hakwatch-overview").tags(["hakwatch", "hakmem"])
+         .description("What libhakmem does on every host, and what it makes the kernel do.")
+         .refresh("30s").time("now-1h", "now")
+         .with_variable(datasource_variable())
+         .with_variable(variable("instance", "Host", f"label_values({m.BUILD_INFO}, instance)")))
+    for p in panels(sel, "instance"):
+        d = d.with_row(p) if isinstance(p, db.Row) else d.with_panel(p)
+    d = d.with_row(db.Row("hakwatch itself"))
+    for p in (
+        single("Targets", "Processes watched now.", "short", query(f"sum({m.TARGETS}{{{sel}}})")),
+        single("Targets dropped", "Processes not watched because --max-targets was reached (last hour).", "short",
+               query(f"sum(increase({m.TARGETS_DROPPED}_total{{{sel}}}[1h]))"), limits=(OK, (1, "red"))),
+        single("Scrape duration", "Time hakwatch needed to read its maps for the last scrape.", "s",
+               query(f"max({m.SCRAPE_DURATION}{{{sel}}})"), limits=(OK, (0.1, "orange"), (1, "red"))),
+        single("hakwatch up", "Exporters answering Prometheus.", "short",
+               query(f'sum(up{{job="hakwatch",{sel}}})'), limits=((None, "red"), (1, "green"))),
+    ):
+        d = d.with_panel(p)
+    return d.build()
+
+
+def process():
+    sel = 'instance=~"$instance",comm=~"$comm",pid=~"$pid"'
+    d = (db.Dashboard("hakwatch: process").uid("hakwatch-process").tags(["hakwatch", "hakmem"])
+         .description("One process (or a few) under libhakmem: its caches, SuperSlabs and memory syscalls.")
+         .refresh("10s").time("now-30m", "now")
+         .with_variable(datasource_variable())
+         .with_variable(variable("instance", "Host", f"label_values({m.TARGET_INFO}, instance)"))
+         .with_variable(variable("comm", "Command", f'label_values({m.TARGET_INFO}{{instance=~"$instance"}}, comm)'))
+         .with_variable(variable("pid", "PID", f'label_values({m.TARGET_INFO}{{instance=~"$instance",comm=~"$comm"}}, pid)')))
+    for p in panels(sel, "pid"):
+        d = d.with_row(p) if isinstance(p, db.Row) else d.with_panel(p)
+    d = d.with_row(db.Row("Size classes"))
+    d = d.with_panel(ts("Allocations per second by class", "The ten busiest size classes (block size in bytes).",
+                        "ops", [query(f"topk(10, sum by (class) (rate({m.ALLOCS}_total{{{sel}}}[$__rate_interval])))", "{{class}}")]))
+    d = d.with_panel(ts("Refills per second by class", "Thread-cache misses by class: a class that refills "
+                        "often relative to its allocations has a cache too small for its traffic.", "ops",
+                        [query(f"topk(10, sum by (class) (rate({m.REFILLS}_total{{{sel}}}[$__rate_interval])))", "{{class}}")]))
+    return d.build()
+
+
+def render(dash) -> str:
+    return json.dumps(dash, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+DASHBOARDS = {"overview.json": overview, "process.json": process}
+
+
+def main():
+    for name, make in DASHBOARDS.items():
+        (OUT / name).write_text(render(make()))
+        print(f"wrote {OUT / name}")
+
+
+if __name__ == "__main__":
+    main()
