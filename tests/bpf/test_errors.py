@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import HAKWATCH, free_port, wait_for
+from hakwatch_helpers import HAKWATCH, free_port, wait_for
 from hakwatch.usdt import read_probes
 
 UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"

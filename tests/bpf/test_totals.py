@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 
-from conftest import HAKWATCH, free_port
+from hakwatch_helpers import HAKWATCH, free_port
 
 
 def run_summary(tmp_path, cmd, env=None):

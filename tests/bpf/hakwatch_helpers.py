@@ -1,0 +1,66 @@
+"""Helpers the BPF and end-to-end suites share: starting hakwatch on a free port, scraping it,
+waiting for a condition with a deadline (never a blind sleep)."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HAKWATCH = [str(Path(sys.executable).parent / "hakwatch")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Hakwatch:
+    """A hakwatch process in the background, serving on a free port; stopped at the end of the test."""
+
+    def __init__(self, args, **popen):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.proc = subprocess.Popen(HAKWATCH + args[:1] + ["--listen", f"127.0.0.1:{self.port}"] + args[1:],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+    def ready(self, timeout=30.0) -> str:
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"hakwatch exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            return scrape(self.url)
+        return wait_for(up, timeout, "hakwatch to serve /metrics")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+

@@ -1,0 +1,54 @@
+"""End to end with real parts: Prometheus scraping hakwatch watching processes under libhakmem, the
+project's rules loaded. Every dashboard panel's query returns data, and the churn alert fires for the
+process that churns, not for the one that does not, and clears when the churn stops."""
+
+import json
+import re
+from pathlib import Path
+
+from hakwatch_helpers import wait_for
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
+
+
+def panel_queries():
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                yield path.stem, panel["title"], target["expr"]
+
+
+def substitute(expr: str) -> str:
+    """What Grafana does before sending a query: variables to their 'All' value, the rate interval."""
+    expr = expr.replace("$__rate_interval", "15s")
+    return re.sub(r"\$(instance|comm|pid)\b", ".*", expr)
+
+
+def test_every_panel_query_returns_data(stack):
+    prom = stack["prometheus"]
+    queries = list(panel_queries())
+    assert len(queries) >= 15
+    missing = {}
+    for dash, title, expr in queries:
+        q = substitute(expr)
+        try:
+            wait_for(lambda: prom.query(q), timeout=60, what=f"data for {dash} / {title}")
+        except AssertionError:
+            missing[f"{dash} / {title}"] = q
+    assert not missing, f"panels without data: {missing}"
+
+
+def test_churn_alert_fires_for_the_churning_process_only_and_clears(stack):
+    prom, churn, quiet = stack["prometheus"], stack["churn"], stack["quiet"]
+    firing = wait_for(lambda: prom.alerts("HakmemSyscallChurn"), timeout=90, what="HakmemSyscallChurn to fire")
+    pids = {a["labels"]["pid"] for a in firing}
+    assert str(churn.pid) in pids
+    assert str(quiet.pid) not in pids, "the process with the SuperSlab LRU should not churn"
+    ratio = prom.query(f'hakmem:memory_syscalls_per_1k_allocs:ratio1m{{pid="{churn.pid}"}}')
+    assert float(ratio[0]["value"][1]) > 5
+    assert "memory syscalls per 1000 allocations" in firing[0]["annotations"]["summary"]
+    assert not [a for a in prom.alerts("HakmemSyscallChurn", "pending") if a["labels"]["pid"] == str(quiet.pid)]
+    churn.kill()
+    churn.wait()
+    wait_for(lambda: not [a for a in prom.alerts("HakmemSyscallChurn") if a["labels"]["pid"] == str(churn.pid)],
+             timeout=120, what="the churn alert to clear after the churn stopped")
