@@ -1,0 +1,94 @@
+"""bench/RESULTS.md and bench/results.png from the results run.py gathered."""
+
+from pathlib import Path
+
+
+def _fmt_ops(x: float) -> str:
+    return f"{x / 1e6:.2f} M" if x >= 1e5 else f"{x / 1e3:.1f} k"
+
+
+def write_markdown(res: dict, path: Path, argv: str):
+    v = res["versions"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Made by `bench/run.sh {argv}`".rstrip() + f" ({res['reps']} repetitions per cell, interleaved across "
+        "allocators). ops/s is the median (min-max); RSS the median peak RSS; syscalls the memory syscalls "
+        "(mmap, munmap, madvise, mremap, brk) of one more run under `strace -f -c`.",
+        "",
+        f"Machine: {v['cpu']}, {v['cpus']} CPUs, kernel {v['kernel']}, gcc {v['gcc']}. Allocators: glibc "
+        f"{v['glibc']}, mimalloc {v['mimalloc']}, jemalloc {v['jemalloc']}, tcmalloc {v['tcmalloc']} (Debian "
+        f"packages, by LD_PRELOAD), libhakmem {v['hakmem']}. No benchmark here calls aligned_alloc, so Debian "
+        "mimalloc 2.0.9's misaligned aligned_alloc for alignments of 256-1024 plays no part.",
+        "",
+    ]
+    for name, by_threads in res["workloads"].items():
+        lines += [f"## {name}", "", res["about"][name], ""]
+        for t, by_alloc in by_threads.items():
+            best_peer = max(r["ops"] for a, r in by_alloc.items() if a != "hakmem") if len(by_alloc) > 1 else None
+            lines += [f"{t} thread{'s' if int(t) > 1 else ''}:", "",
+                      "| allocator | ops/s | vs best peer | peak RSS | mmap | munmap | madvise | mremap | brk | total |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for a, r in sorted(by_alloc.items(), key=lambda kv: -kv[1]["ops"]):
+                sc = r["syscalls"]
+                vs = f"{r['ops'] / best_peer:.2f}x" if best_peer and a == "hakmem" else ""
+                lines.append(f"| {a} | {_fmt_ops(r['ops'])} ({_fmt_ops(r['ops_min'])}-{_fmt_ops(r['ops_max'])}) | {vs} | "
+                             f"{r['rss_kib'] / 1024:.1f} MiB | " + " | ".join(str(sc.get(k, 0)) for k in
+                             ("mmap", "munmap", "madvise", "mremap", "brk")) + f" | {sum(sc.values())} |")
+            lines.append("")
+    if res.get("probes"):
+        lines += ["## Compiled-in probes, nothing attached", "",
+                  "libhakmem against the same source built with every probe compiled out "
+                  "(`make -C libhakmem noprobes`), 1 thread:", "",
+                  "| workload | with probes | without | ratio | spread (worst-best) |", "| --- | --- | --- | --- | --- |"]
+        for w, p in res["probes"].items():
+            lines.append(f"| {w} | {_fmt_ops(p['hakmem'])} | {_fmt_ops(p['noprobes'])} | {p['ratio']:.3f} | "
+                         f"{p['spread'][0]:.3f}-{p['spread'][1]:.3f} |")
+        lines.append("")
+    lines += ["## Instructions per malloc/free pair (callgrind)", "",
+              "`valgrind --tool=callgrind bench/build/pair` (1M pairs of malloc(32)/free served by the thread "
+              "cache) minus `bench/build/empty`, divided by 1M; loop included.", "",
+              "| allocator | instructions per pair |", "| --- | --- |"]
+    for a, n in res["callgrind"].items():
+        lines.append(f"| {a} | {n:.1f} |" if n is not None else f"| {a} | (failed) |")
+    lines.append("")
+    w = res.get("watching")
+    lines += ["## The cost of watching", ""]
+    if isinstance(w, dict):
+        lines += ["larson (2 threads) under libhakmem with `hakwatch attach --lib` running and scraped every "
+                  "second, against the same runs on a copy of the library hakwatch does not watch (interleaved). "
+                  "hakwatch's CPU is its user+system time over the runs (busy) and over a quiet stretch "
+                  "after them (idle), as a share of one core.", "",
+                  "| mode | watched / unwatched | ready to serve | hakwatch CPU busy | CPU idle | hakwatch RSS |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for mode, r in w.items():
+            lines.append(f"| {mode} | {r['ratio']:.3f} ({_fmt_ops(r['watched'])} / {_fmt_ops(r['unwatched'])}) | "
+                         f"{r['ready_s']:.2f} s | {100 * r['cpu_busy']:.2f}% | {100 * r['cpu_idle']:.2f}% | "
+                         f"{r['rss_kib'] / 1024:.0f} MiB |")
+        lines += ["", "`refill` is `--detail refill`: the per-event refill probe, one trap per thread-cache refill."]
+    else:
+        lines.append(str(w or "not measured (--no-watch)"))
+    lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def plot(res: dict, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wls = list(res["workloads"])
+    fig, axes = plt.subplots(1, len(wls), figsize=(4.2 * len(wls), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], wls):
+        by_threads = res["workloads"][name]
+        allocs = list(next(iter(by_threads.values())))
+        width = 0.8 / len(by_threads)
+        for i, (t, by_alloc) in enumerate(by_threads.items()):
+            xs = [k + i * width for k in range(len(allocs))]
+            ax.bar(xs, [by_alloc[a]["ops"] / 1e6 for a in allocs], width, label=f"{t} thread{'s' if int(t) > 1 else ''}")
+        ax.set_xticks([k + width * (len(by_threads) - 1) / 2 for k in range(len(allocs))], allocs, rotation=30)
+        ax.set_title(name)
+        ax.set_ylabel("M ops/s")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
