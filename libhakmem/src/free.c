@@ -13,6 +13,8 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 				   struct hak_block *b)
 {
 	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
+		/* The cache is full: straight back to the slab. (Returning half the cache here instead was
+		 * measured slower: walking the list to split it misses the cache on every block.) */
 		tc->counters.frees[HAKMEM_ROUTE_SS_LOCAL]++;
 		hak_slab_put_local(tc->heap, ss, s, b);
 	} else {
@@ -45,8 +47,7 @@ void hak_free(void *p)
 {
 	if (likely(hak_is_small(p))) {
 		struct hak_superslab *ss = hak_ss_of(p);
-		struct hak_slab *s = hak_slab_of(ss, p);
-		unsigned cls = s->cls;
+		unsigned cls = ss->page_cls[((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT];
 		struct hak_tcache *tc = &hak_tc;
 		struct hak_block *b = p;
 		if (likely(atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc &&
@@ -57,7 +58,7 @@ void hak_free(void *p)
 			tc->counters.frees[HAKMEM_ROUTE_TLS_SLL]++;
 			return;
 		}
-		free_slow(tc, ss, s, b);
+		free_slow(tc, ss, hak_slab_of(ss, p), b);
 		return;
 	}
 	if (p && hak_large_owns(p)) {

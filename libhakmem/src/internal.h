@@ -116,6 +116,7 @@ void hak_large_fork_child(void);
 /* ---- thread.c: heaps, thread exit, fork */
 struct hak_heap *hak_heap_init(struct hak_tcache *tc);
 void hak_heap_teardown(struct hak_tcache *tc);
+void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep);
 void hak_threads_init(void);
 
 /* ---- os.c: the only place that calls mmap/munmap/madvise (counted, per thread) */

@@ -104,8 +104,10 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, 
 	s->capacity = (base + pages * HAK_PAGE_SIZE - start) / s->bsize;
 	s->cls = cls;
 	s->npages = pages;
-	for (unsigned p = first; p < first + pages; p++)
+	for (unsigned p = first; p < first + pages; p++) {
 		ss->page_slab[p] = first;
+		ss->page_cls[p] = cls;
+	}
 	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
 	ss->free_pages &= ~mask;
 	ss->used_pages += pages;

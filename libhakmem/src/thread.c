@@ -80,20 +80,30 @@ static void registry_remove(struct hak_heap *h)
 		h->reg_next->reg_prev = h->reg_prev;
 }
 
+/* Keep the `keep` most recently freed blocks of a class in the cache, give the rest back to their
+ * slabs (they were counted as freed when they entered the cache). */
+void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
+{
+	struct hak_block **link = &tc->head[cls];
+	for (unsigned i = 0; i < keep && *link; i++)
+		link = &(*link)->next;
+	struct hak_block *b = *link;
+	*link = NULL;
+	tc->count[cls] = tc->count[cls] < keep ? tc->count[cls] : keep;
+	while (b) {
+		struct hak_block *next = b->next;
+		struct hak_superslab *ss = hak_ss_of(b);
+		hak_slab_put_local(tc->heap, ss, hak_slab_of(ss, b), b);
+		b = next;
+	}
+}
+
 /* Give every cached block back to its slab (they were counted as freed when they entered the cache). */
-static void return_cache(struct hak_tcache *tc, struct hak_heap *h)
+static void return_cache(struct hak_tcache *tc)
 {
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		struct hak_block *b = tc->head[c];
-		tc->head[c] = NULL;
-		tc->count[c] = 0;
+		hak_cache_shrink(tc, c, 0);
 		tc->limit[c] = 0;
-		while (b) {
-			struct hak_block *next = b->next;
-			struct hak_superslab *ss = hak_ss_of(b);
-			hak_slab_put_local(h, ss, hak_slab_of(ss, b), b);
-			b = next;
-		}
 	}
 }
 
@@ -105,7 +115,7 @@ void hak_heap_teardown(struct hak_tcache *tc)
 	/* Current slabs are no longer special: the empty ones can go. */
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
 		h->current[c] = NULL;
-	return_cache(tc, h);
+	return_cache(tc);
 	while (h->superslabs) {
 		struct hak_superslab *ss = h->superslabs;
 		h->superslabs = ss->next;

@@ -57,6 +57,9 @@ struct hak_superslab {
 	/* The owner's heap, for other threads to flag remote frees on. Heaps live in a pool that is never
 	 * unmapped, so a flag raised on the heap of a thread that just exited is harmless. */
 	_Atomic(struct hak_heap *) heap;
+	/* page index -> size class of the slab covering it: next to `owner`, so free()'s fast path reads
+	 * one cache line of the header. */
+	uint8_t page_cls[HAK_SS_PAGES];
 	uint32_t free_pages;			/* bit i set: page i belongs to no slab */
 	uint32_t used_pages;			/* pages in slabs; 0 means the SuperSlab is empty */
 	struct hak_superslab *prev, *next;	/* in the owner's list, the LRU or the abandoned list */
