@@ -45,6 +45,13 @@ def write_markdown(res: dict, path: Path, argv: str):
             lines.append(f"| {w} | {_fmt_ops(p['hakmem'])} | {_fmt_ops(p['noprobes'])} | {p['ratio']:.3f} | "
                          f"{p['spread'][0]:.3f}-{p['spread'][1]:.3f} |")
         lines.append("")
+    if res.get("probe_instructions"):
+        lines += ["The same without timing noise: instructions of fixed-work, single-threaded runs under callgrind "
+                  "(`random_mixed 200000 4096 1234567 1 1`, `xmalloc 1 400000`):", "",
+                  "| workload | with probes | without | ratio |", "| --- | --- | --- | --- |"]
+        for w, p in res["probe_instructions"].items():
+            lines.append(f"| {w} | {p['hakmem']:,} | {p['noprobes']:,} | {p['ratio']:.4f} |")
+        lines.append("")
     lines += ["## Instructions per malloc/free pair (callgrind)", "",
               "`valgrind --tool=callgrind bench/build/pair` (1M pairs of malloc(32)/free served by the thread "
               "cache) minus `bench/build/empty`, divided by 1M; loop included.", "",

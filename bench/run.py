@@ -142,6 +142,26 @@ def summary(r: dict) -> dict:
             "rss_kib": statistics.median(r["rss"]), "syscalls": r.get("syscalls", {})}
 
 
+def callgrind_instructions(cmd, lib) -> int | None:
+    with tempfile.TemporaryDirectory() as d:
+        res = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg", *map(str, cmd)],
+                             env=env_for(lib), capture_output=True, text=True)
+    m = re.search(r"refs:\s+([\d,]+)", res.stderr)
+    return int(m.group(1).replace(",", "")) if m else None
+
+
+def probe_instructions() -> dict:
+    """The unattached probes' cost without timing noise: instructions of single-threaded, fixed-work runs
+    under callgrind, libhakmem against libhakmem-noprobes."""
+    runs = {"random_mixed": [BUILD / "random_mixed", "200000", "4096", "1234567", "1", "1"],
+            "xmalloc": [BUILD / "xmalloc", "1", "400000"]}
+    out = {}
+    for name, cmd in runs.items():
+        a, b = callgrind_instructions(cmd, HAKMEM), callgrind_instructions(cmd, NOPROBES)
+        out[name] = {"hakmem": a, "noprobes": b, "ratio": a / b if a and b else None}
+    return out
+
+
 def callgrind_pairs(allocators: dict) -> dict:
     """Instructions per malloc(32)/free pair: (pair program - empty program) / 1e6, under callgrind."""
     out = {}
@@ -275,6 +295,7 @@ def main():
             probe[name] = {"ratio": statistics.median(a) / statistics.median(b), "hakmem": statistics.median(a),
                            "noprobes": statistics.median(b), "spread": (min(a) / max(b), max(a) / min(b))}
         results["probes"] = probe
+        results["probe_instructions"] = probe_instructions()
     say("bench: callgrind, instructions per malloc/free pair")
     results["callgrind"] = callgrind_pairs(allocators)
     if not args.no_watch and "hakmem" in allocators:
