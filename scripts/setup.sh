@@ -24,6 +24,8 @@ packages=(
 	prometheus strace valgrind procps sqlite3 curl
 	# CPython's own test suite, run under libhakmem by tests/allocator
 	libpython3.11-testsuite
+	# hakwatch's Python dependencies as Debian packages (pyproject.toml admits their versions)
+	python3-setuptools python3-click python3-prometheus-client python3-pyelftools python3-pytest python3-matplotlib
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -63,7 +65,8 @@ fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -e "$stamp" ]; then
 	say "installing hakwatch and its test tools into .venv"
-	.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	# No build isolation: Debian's setuptools builds the package, so pip fetches only what Debian lacks.
+	.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test,bench]'
 	rm -f .venv/.installed-*
 	touch "$stamp"
 fi
