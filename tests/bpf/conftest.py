@@ -29,15 +29,6 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=why))
 
 
-
-def pytest_collection_modifyitems(config, items):
-    why = _why_not()
-    if why:
-        for item in items:
-            if "tests/bpf" in str(item.fspath):
-                item.add_marker(pytest.mark.skip(reason=why))
-
-
 @pytest.fixture
 def hakwatch():
     started = []

@@ -5,7 +5,9 @@ import ctypes as ct
 import os
 import subprocess
 
-from bcc import BPF
+import pytest
+
+BPF = pytest.importorskip("bcc", reason="bcc is not importable (python3-bpfcc, venv with --system-site-packages)").BPF
 
 from hakwatch.bpf import _attach_uprobe, _close_perf_event
 from hakwatch.usdt import read_probes
