@@ -1,7 +1,6 @@
 """hakwatch's command line: thin click commands over the modules that do the work."""
 
 import ctypes as ct
-import functools
 import os
 import signal
 import sys
@@ -10,23 +9,9 @@ import time
 import click
 
 from hakwatch import __version__
-from hakwatch.errors import HakwatchError
+from hakwatch.errors import HakwatchError, friendly
 
 LISTEN = "127.0.0.1:10464"
-
-
-def _friendly(fn):
-    """Every HakwatchError ends as one line on stderr and its status; Ctrl-C ends quietly."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HakwatchError as e:
-            click.echo(f"hakwatch: {e}", err=True)
-            sys.exit(e.status)
-        except KeyboardInterrupt:
-            sys.exit(130)
-    return wrapper
 
 
 def _stop_on_signals():
@@ -54,7 +39,7 @@ def _common(fn):
 @click.version_option(__version__, prog_name="hakwatch")
 @click.option("--check", is_flag=True, help="Compile and load the BPF programs, attach nothing, exit.")
 @click.pass_context
-@_friendly
+@friendly
 def main(ctx, check):
     """Watch the hakmem allocator and the memory syscalls it causes, with eBPF.
 
@@ -99,7 +84,7 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
 @click.option("--pid", "pids", multiple=True, metavar="PID", help="A process to watch (repeatable).")
 @click.option("--lib", type=click.Path(dir_okay=False), help="Watch every process mapping this libhakmem, now and later.")
 @_common
-@_friendly
+@friendly
 def attach(pids, lib, listen, retention, max_targets, detail, user):
     """Attach to running processes and serve /metrics.
 
@@ -171,7 +156,7 @@ def _set_parent_death_signal():
               "Opened before hakwatch drops root, so it may be anywhere root can write.")
 @_common
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@_friendly
+@friendly
 def run(lib, summary, listen, retention, max_targets, detail, user, command):
     """Run COMMAND with libhakmem preloaded, watched (with its child processes) from its first
     allocation, serving /metrics meanwhile; exit with its status.

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from hakwatch.errors import HakwatchError
+from hakwatch.errors import HakwatchError, friendly
 
 
 @click.command()
@@ -19,9 +19,7 @@ def probes(path, pid, as_json):
       hakwatch probes libhakmem/build/libhakmem.so
       sudo hakwatch probes --pid 4242 --json
     """
-    from hakwatch.cli import _friendly
-
-    _friendly(_list)(path, pid, as_json)
+    friendly(_list)(path, pid, as_json)
 
 
 def _list(path, pid, as_json):

@@ -11,6 +11,7 @@ import time
 
 import click
 
+from hakwatch.errors import friendly
 from hakwatch.layout import SYSCALLS
 from hakwatch.reader import Target
 
@@ -91,9 +92,7 @@ def snapshot(pid, duration, as_json):
       sudo hakwatch snapshot --pid 4242 --duration 10
       sudo hakwatch snapshot --pid 4242 --json | jq .syscalls_per_1k_allocs
     """
-    from hakwatch.cli import _friendly
-
-    _friendly(_snapshot)(pid, duration, as_json)
+    friendly(_snapshot)(pid, duration, as_json)
 
 
 def _snapshot(pid_text, duration, as_json):
@@ -116,9 +115,7 @@ def top(pid, interval):
     Example:
       sudo hakwatch top --pid 4242
     """
-    from hakwatch.cli import _friendly
-
-    _friendly(_top)(pid, interval)
+    friendly(_top)(pid, interval)
 
 
 def _top(pid_text, interval):
