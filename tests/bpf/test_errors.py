@@ -2,8 +2,11 @@
 attached; a normal stop detaches cleanly (the kernel lowers the probe semaphores again)."""
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -11,10 +14,11 @@ from hakwatch_helpers import HAKWATCH, free_port, wait_for
 from hakwatch.usdt import read_probes
 
 UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def hakwatch_fails(*args, user=None):
-    res = subprocess.run(HAKWATCH + list(args), capture_output=True, text=True, timeout=120, user=user)
+def hakwatch_fails(*args, command=HAKWATCH, **run):
+    res = subprocess.run(command + list(args), capture_output=True, text=True, timeout=120, **run)
     assert res.returncode != 0, f"{args} succeeded: {res.stdout}"
     lines = res.stderr.strip().splitlines()
     assert "Traceback" not in res.stderr, res.stderr
@@ -72,7 +76,21 @@ def test_port_in_use(libhakmem):
 
 
 def test_not_root(libhakmem):
-    assert "needs root" in hakwatch_fails("attach", "--lib", str(libhakmem), user="nobody")
+    """Run by a real unprivileged user. The checkout may be where that user cannot go (/root), so this
+    runs a world-readable copy of the package with Debian's python3, whose site packages hold click,
+    prometheus-client and pyelftools too (scripts/setup.sh installs them)."""
+    copy = Path(tempfile.mkdtemp(prefix="hakwatch-as-nobody-"))
+    try:
+        for part in ("hakwatch", "probes"):
+            shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        for p in [copy, *copy.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        out = hakwatch_fails("attach", "--lib", str(libhakmem), user="nobody",
+                             command=["/usr/bin/python3", "-c", "from hakwatch.cli import main; main()"],
+                             env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
+        assert "needs root" in out
+    finally:
+        shutil.rmtree(copy)
 
 
 def test_command_not_found():
