@@ -61,6 +61,8 @@ def write_markdown(res: dict, path: Path, argv: str):
     lines.append("")
     w = res.get("watching")
     lines += ["## The cost of watching", ""]
+    if res.get("watching_argv"):
+        lines += [f"(Measured again, later than the tables above, by `bench/run.sh {res['watching_argv']}`.)", ""]
     if isinstance(w, dict):
         lines += ["larson (2 threads) under libhakmem with `hakwatch attach --lib` running and scraped every "
                   "second, against the same runs on a copy of the library hakwatch does not watch (interleaved). "

@@ -264,6 +264,8 @@ def main():
     ap.add_argument("--only", help="comma-separated workloads: larson,xmalloc,random_mixed,python")
     ap.add_argument("--allocators", help="comma-separated subset of " + ",".join(ALLOCATORS))
     ap.add_argument("--no-watch", action="store_true", help="skip the cost-of-watching part")
+    ap.add_argument("--watch-only", action="store_true",
+                    help="measure only the cost of watching, keeping the rest of bench/results.json")
     args = ap.parse_args()
     reps = args.reps or (2 if args.quick else 5)
     wls = workloads(args.quick)
@@ -280,7 +282,13 @@ def main():
         allocators = {k: v for k, v in ALLOCATORS.items() if k in args.allocators.split(",")}
     say("bench: building")
     build()
-    results = {"versions": versions(), "reps": reps, "workloads": {}, "about": {}}
+    if args.watch_only:
+        results = json.loads((BENCH / "results.json").read_text())
+        say("bench: the cost of watching (hakwatch attach --lib, scraped every second)")
+        results["watching"] = watching_cost(reps, args.quick)
+        results["watching_argv"] = " ".join(sys.argv[1:])
+        return _write(results, results.get("argv", ""))
+    results = {"versions": versions(), "reps": reps, "workloads": {}, "about": {}, "argv": " ".join(sys.argv[1:])}
     for i, (name, wl) in enumerate(wls.items(), 1):
         say(f"bench: [{i}/{len(wls)}] {name} ({reps} runs x {len(allocators)} allocators x 2 thread counts, then strace)")
         raw = measure(wl, allocators, (1, 2), reps)
@@ -301,9 +309,13 @@ def main():
     if not args.no_watch and "hakmem" in allocators:
         say("bench: the cost of watching (hakwatch attach --lib, scraped every second)")
         results["watching"] = watching_cost(reps, args.quick)
+    _write(results, results["argv"])
+
+
+def _write(results: dict, argv: str):
     (BENCH / "results.json").write_text(json.dumps(results, indent=1, default=str))
     from report import plot, write_markdown
-    write_markdown(results, BENCH / "RESULTS.md", " ".join(sys.argv[1:]))
+    write_markdown(results, BENCH / "RESULTS.md", argv)
     plot(results, BENCH / "results.png")
     say("bench: wrote bench/RESULTS.md, bench/results.png, bench/results.json")
 
