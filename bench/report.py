@@ -64,7 +64,7 @@ def write_markdown(res: dict, path: Path, argv: str):
     if res.get("watching_argv"):
         lines += [f"(Measured again, later than the tables above, by `bench/run.sh {res['watching_argv']}`.)", ""]
     if isinstance(w, dict):
-        lines += ["larson (2 threads) under libhakmem with `hakwatch attach --lib` running and scraped every "
+        lines += ["larson under libhakmem with `hakwatch attach --lib` running and scraped every "
                   "second, against the same runs on a copy of the library hakwatch does not watch (interleaved). "
                   "hakwatch's CPU is its user+system time over the runs (busy) and over a quiet stretch "
                   "after them (idle), as a share of one core.", "",
@@ -74,7 +74,9 @@ def write_markdown(res: dict, path: Path, argv: str):
             lines.append(f"| {mode} | {r['ratio']:.3f} ({_fmt_ops(r['watched'])} / {_fmt_ops(r['unwatched'])}) | "
                          f"{r['ready_s']:.2f} s | {100 * r['cpu_busy']:.2f}% | {100 * r['cpu_idle']:.2f}% | "
                          f"{r['rss_kib'] / 1024:.0f} MiB |")
-        lines += ["", "`refill` is `--detail refill`: the per-event refill probe, one trap per thread-cache refill."]
+        lines += ["", "At 1 thread the other core is free for hakwatch, so the ratio is the in-process cost (probe "
+                  "traps and BPF handlers in the workload's threads); at 2 threads hakwatch's scrapes also take CPU "
+                  "from the workload. `--detail refill` adds the per-event refill probe: one trap per thread-cache refill."]
     else:
         lines.append(str(w or "not measured (--no-watch)"))
     lines.append("")

@@ -178,18 +178,20 @@ def callgrind_pairs(allocators: dict) -> dict:
 
 
 def watching_cost(reps: int, quick: bool) -> dict | str:
-    """larson (2 threads) under libhakmem, with and without hakwatch attached; hakwatch's own cost."""
+    """larson under libhakmem, with and without hakwatch attached; hakwatch's own cost. At 1 thread the
+    other core is free for hakwatch, so the ratio is the in-process cost (probe traps, BPF handlers); at
+    2 threads hakwatch's scrapes also take CPU from the workload."""
     if os.geteuid() != 0:
         return "skipped: needs root (hakwatch loads BPF programs)"
     hakwatch = ROOT / ".venv" / "bin" / "hakwatch"
-    cmd = workloads(quick)["larson"]["cmd"](2)
     # The unwatched runs use a copy of the library: same code, another inode, so hakwatch (attached to
     # HAKMEM's inode) does not see them, and both kinds of run can be interleaved.
     unwatched_lib = Path(tempfile.mkdtemp()) / "libhakmem-copy.so"
     unwatched_lib.write_bytes(HAKMEM.read_bytes())
     out = {}
-    for detail in ((), ("--detail", "refill")):
-        port = 10900 + len(detail)
+    for threads, detail in ((1, ()), (2, ()), (2, ("--detail", "refill"))):
+        cmd = workloads(quick)["larson"]["cmd"](threads)
+        port = 10900 + threads + len(detail)
         start = time.monotonic()
         proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}", *detail],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -227,7 +229,7 @@ def watching_cost(reps: int, quick: bool) -> dict | str:
         stop.set()
         proc.terminate()
         proc.wait(20)
-        key = "refill" if detail else "default"
+        key = f"{'--detail refill' if detail else 'default'}, {threads} thread{'s' if threads > 1 else ''}"
         out[key] = {"ratio": statistics.median(watched) / statistics.median(plain),
                     "watched": statistics.median(watched), "unwatched": statistics.median(plain),
                     "ready_s": ready, "cpu_busy": cpu / busy, "cpu_idle": idle_cpu, "rss_kib": rss}

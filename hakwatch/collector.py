@@ -69,7 +69,8 @@ class HakwatchCollector:
                 frees.add_metric(lv + [route], n)
             for size, stages in t.refills.items():
                 for stage, n in stages.items():
-                    refills.add_metric(lv + [str(size), stage], n)
+                    if n:  # a class x stage pair that never happened is no series (6 stages x 52 classes)
+                        refills.add_metric(lv + [str(size), stage], n)
             for size, n in t.refill_objects.items():
                 objects.add_metric(lv + [str(size)], n)
             for ev, n in t.superslab_events.items():
