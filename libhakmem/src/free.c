@@ -3,7 +3,7 @@
  * SuperSlab map says the block is ours), the page says the slab, the slab says the class, and one
  * compare of the SuperSlab's owner with this thread's cache picks the route:
  *   tls_sll    ours, and the thread cache has room: push, done (the fast path);
- *   ss_local   ours, the cache is full: straight back to the slab;
+ *   ss_local   ours, the cache is full: straight back to the slab (and the class's cache grows);
  *   ss_remote  another thread's (or an abandoned) slab: one CAS onto the slab's remote list;
  *   large      a block with its own mapping.
  */
@@ -15,8 +15,14 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
 		/* The cache is full: straight back to the slab. (Returning half the cache here instead was
 		 * measured slower: walking the list to split it misses the cache on every block.) */
+		unsigned cls = s->cls; /* before: the slab may be released, its SuperSlab unmapped */
 		tc->counters.frees[HAKMEM_ROUTE_SS_LOCAL]++;
 		hak_slab_put_local(tc->heap, ss, s, b);
+		/* A class that overflows its cache gets a bigger one, up to 256 KiB of blocks (tcmalloc's
+		 * slow start): bursts of frees then stay on the fast path. */
+		unsigned most = HAK_CACHE_MAX_BYTES / hak_class_size[cls];
+		if (tc->limit[cls] < most)
+			tc->limit[cls] += tc->limit[cls] / 4 + 1;
 	} else {
 		tc->counters.frees[HAKMEM_ROUTE_SS_REMOTE]++;
 		struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);

@@ -17,6 +17,7 @@
 #define HAK_NOINLINE __attribute__((noinline))
 
 #define HAKMEM_VERSION "0.1.0"
+#define HAK_CACHE_MAX_BYTES (256 * 1024) /* a thread cache's class grows to at most this */
 
 extern __thread struct hak_tcache hak_tc;
 
