@@ -77,6 +77,13 @@ def write_markdown(res: dict, path: Path, argv: str):
         lines += ["", "At 1 thread the other core is free for hakwatch, so the ratio is the in-process cost (probe "
                   "traps and BPF handlers in the workload's threads); at 2 threads hakwatch's scrapes also take CPU "
                   "from the workload. `--detail refill` adds the per-event refill probe: one trap per thread-cache refill."]
+        sc = res.get("scrape_cost")
+        if sc:
+            lines += ["", "hakwatch's own CPU at a 1 s scrape interval against the number of processes it exports "
+                      "(exited larson runs kept by `--retention`), 10 scrapes each:", "",
+                      "| targets | hakwatch CPU | one scrape | /metrics size |", "| --- | --- | --- | --- |"]
+            for n, r in sc.items():
+                lines.append(f"| {n} | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.1f} ms | {r['bytes'] / 1024:.0f} KiB |")
     else:
         lines.append(str(w or "not measured (--no-watch)"))
     lines.append("")

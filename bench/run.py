@@ -236,6 +236,37 @@ def watching_cost(reps: int, quick: bool) -> dict | str:
     return out
 
 
+def scrape_cost(hakwatch: Path, counts=(1, 5, 20)) -> dict:
+    """hakwatch's CPU at a 1 s scrape interval against the number of targets it exports (exited larson
+    processes kept by --retention), and how long one scrape takes."""
+    out = {}
+    for n in counts:
+        port = 10950 + n
+        proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}",
+                                 "--retention", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        for _ in range(n):
+            run_once([BUILD / "larson", "0.2", "8", "1000", "5000", "100", "4141", "1"], env_for(HAKMEM))
+        cpu0, t0, took, size = _cpu_seconds(proc.pid), time.monotonic(), [], 0
+        for _ in range(10):
+            s = time.perf_counter()
+            size = len(urllib.request.urlopen(url, timeout=10).read())
+            took.append(time.perf_counter() - s)
+            time.sleep(1)
+        out[n] = {"cpu": (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0),
+                  "scrape_s": statistics.median(took), "bytes": size}
+        proc.terminate()
+        proc.wait(20)
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -288,6 +319,7 @@ def main():
         results = json.loads((BENCH / "results.json").read_text())
         say("bench: the cost of watching (hakwatch attach --lib, scraped every second)")
         results["watching"] = watching_cost(reps, args.quick)
+        results["scrape_cost"] = scrape_cost(ROOT / ".venv" / "bin" / "hakwatch")
         results["watching_argv"] = " ".join(sys.argv[1:])
         return _write(results, results.get("argv", ""))
     results = {"versions": versions(), "reps": reps, "workloads": {}, "about": {}, "argv": " ".join(sys.argv[1:])}
@@ -311,6 +343,8 @@ def main():
     if not args.no_watch and "hakmem" in allocators:
         say("bench: the cost of watching (hakwatch attach --lib, scraped every second)")
         results["watching"] = watching_cost(reps, args.quick)
+        if isinstance(results["watching"], dict):
+            results["scrape_cost"] = scrape_cost(ROOT / ".venv" / "bin" / "hakwatch")
     _write(results, results["argv"])
 
 
