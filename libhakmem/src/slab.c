@@ -273,7 +273,7 @@ static unsigned batch_of(struct hak_tcache *tc, unsigned cls)
 unsigned hak_refill(struct hak_tcache *tc, unsigned cls)
 {
 	struct hak_heap *h = tc->heap;
-	uint64_t t0 = HAK_PROBE_ENABLED(REFILL) ? hak_now_ns() : 0;
+	uint64_t t0 __attribute__((unused)) = HAK_PROBE_ENABLED(REFILL) ? hak_now_ns() : 0; /* no probes: unused */
 	unsigned stage = HAKMEM_STAGE_LOCAL, want = batch_of(tc, cls), n = 0;
 	struct hak_slab *s = h->current[cls];
 	if (s)
