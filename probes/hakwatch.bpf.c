@@ -14,7 +14,11 @@
  * expression reading a USDT argument from the registers, made from the ELF note's argument spec.
  */
 #include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
+#include <uapi/linux/sched.h>	/* CLONE_THREAD */
+
+/* linux/sched.h would define it, but parsing that header doubles the compile time, and so the time
+ * hakwatch takes to start serving (1.9 s against 0.9 s). It is part of the kernel's ABI. */
+#define TASK_COMM_LEN 16
 #include "hakmem_counters.h"
 
 #define NUM_SYSCALLS 6 /* mmap, munmap, madvise, mremap, brk, mincore */
