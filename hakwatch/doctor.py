@@ -4,6 +4,7 @@ Every check takes the paths it looks at as parameters, so tests can point it at 
 import ctypes as ct
 import os
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +43,18 @@ def check_tracefs(root: Path = Path("/sys/kernel/tracing")) -> Check:
                  f"mount -t tracefs nodev {root}")
 
 
+def _version_key(path: Path):
+    """Sorts linux-headers-6.1.0-10 after -9, as `sort -V` does in set-up."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
 def check_headers(release: str | None = None, modules: Path = Path("/lib/modules"), src: Path = Path("/usr/src")) -> Check:
     release = release or platform.release()
     build = modules / release / "build"
     if (build / "include" / "generated" / "autoconf.h").exists() and (modules / release / "source" / "include" / "linux" / "kconfig.h").exists():
         return Check("kernel headers", True, f"{build} -> {build.resolve()}")
-    hdrs = sorted(src.glob("linux-headers-*-amd64"))
-    common = sorted(src.glob("linux-headers-*-common"))
+    hdrs = sorted(src.glob("linux-headers-*-amd64"), key=_version_key)
+    common = sorted(src.glob("linux-headers-*-common"), key=_version_key)
     if hdrs and common:
         fix = (f"ln -sfn {hdrs[-1]} {build} && ln -sfn {common[-1]} {modules / release / 'source'}"
                f"   (this kernel has no headers of its own; Debian's are close enough for bcc)")
