@@ -64,15 +64,22 @@ def write_markdown(res: dict, path: Path, argv: str):
     if res.get("watching_argv"):
         lines += [f"(Measured again, later than the tables above, by `bench/run.sh {res['watching_argv']}`.)", ""]
     if isinstance(w, dict):
-        lines += ["larson under libhakmem with `hakwatch attach --lib` running and scraped every "
-                  "second, against the same runs on a copy of the library hakwatch does not watch (interleaved). "
-                  "hakwatch's CPU is its user+system time over the runs (busy) and over a quiet stretch "
-                  "after them (idle), as a share of one core.", "",
-                  "| mode | watched / unwatched | ready to serve | hakwatch CPU busy | CPU idle | hakwatch RSS |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        pairs = next(iter(w.values())).get("pairs", "")
+        lines += ["larson under libhakmem with `hakwatch attach --lib --retention 5` running and scraped every second, against "
+                  "the same runs on a copy of the library that hakwatch does not watch, in "
+                  f"{pairs} interleaved pairs; the ratio is the median of the pairs' ratios (this machine's speed "
+                  "drifts by up to 30% over tens of seconds). The BPF column is the run time of hakwatch's BPF "
+                  "programs during the watched runs, as the kernel counts it (`kernel.bpf_stats_enabled`), over "
+                  "those runs' CPU time: the in-process cost without timing noise (probe traps not included). "
+                  "hakwatch's CPU is its user+system time over the runs (busy) and over a quiet stretch after "
+                  "them (idle), as a share of one core.", "",
+                  "| mode | watched / unwatched | BPF share of the workload's CPU | ready to serve | "
+                  "hakwatch CPU busy | CPU idle | hakwatch RSS |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for mode, r in w.items():
+            bpf = f"{100 * r['bpf_share']:.2f}%" if "bpf_share" in r else "-"
             lines.append(f"| {mode} | {r['ratio']:.3f} ({_fmt_ops(r['watched'])} / {_fmt_ops(r['unwatched'])}) | "
-                         f"{r['ready_s']:.2f} s | {100 * r['cpu_busy']:.2f}% | {100 * r['cpu_idle']:.2f}% | "
+                         f"{bpf} | {r['ready_s']:.2f} s | {100 * r['cpu_busy']:.2f}% | {100 * r['cpu_idle']:.2f}% | "
                          f"{r['rss_kib'] / 1024:.0f} MiB |")
         lines += ["", "At 1 thread the other core is free for hakwatch, so the ratio is the in-process cost (probe "
                   "traps and BPF handlers in the workload's threads); at 2 threads hakwatch's scrapes also take CPU "

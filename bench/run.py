@@ -92,8 +92,8 @@ def env_for(lib, extra=None) -> dict:
     return env
 
 
-def run_once(cmd, env) -> tuple[float, int]:
-    """ops/s and peak RSS (KiB) of one run."""
+def run_once(cmd, env) -> tuple[float, int, float]:
+    """ops/s, peak RSS (KiB) and CPU seconds (user + system) of one run."""
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=out, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -102,7 +102,7 @@ def run_once(cmd, env) -> tuple[float, int]:
     m = re.search(r"ops_per_sec (\d+)", text)
     if os.waitstatus_to_exitcode(status) != 0 or not m:
         raise RuntimeError(f"{cmd} failed (status {status}): {text[-300:]}")
-    return float(m.group(1)), usage.ru_maxrss
+    return float(m.group(1)), usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def strace_counts(cmd, lib, extra_env) -> dict:
@@ -129,7 +129,7 @@ def measure(wl: dict, allocators: dict, threads, reps: int) -> dict:
     for t in threads:
         for rep in range(reps):
             for name, lib in allocators.items():
-                ops, rss = run_once(wl["cmd"](t), env_for(lib, wl.get("env")))
+                ops, rss, _ = run_once(wl["cmd"](t), env_for(lib, wl.get("env")))
                 results[t][name]["ops"].append(ops)
                 results[t][name]["rss"].append(rss)
         for name, lib in allocators.items():
@@ -180,60 +180,103 @@ def callgrind_pairs(allocators: dict) -> dict:
 def watching_cost(reps: int, quick: bool) -> dict | str:
     """larson under libhakmem, with and without hakwatch attached; hakwatch's own cost. At 1 thread the
     other core is free for hakwatch, so the ratio is the in-process cost (probe traps, BPF handlers); at
-    2 threads hakwatch's scrapes also take CPU from the workload."""
+    2 threads hakwatch's scrapes also take CPU from the workload.
+
+    This machine's speed drifts by up to 30% over tens of seconds, more than the effect measured, so the
+    runs go in watched/unwatched pairs and the ratio is the median of the pairs' ratios; and the kernel's
+    own account of the BPF handlers' run time (kernel.bpf_stats_enabled) gives the in-process cost
+    without timing noise."""
     if os.geteuid() != 0:
         return "skipped: needs root (hakwatch loads BPF programs)"
     hakwatch = ROOT / ".venv" / "bin" / "hakwatch"
     # The unwatched runs use a copy of the library: same code, another inode, so hakwatch (attached to
-    # HAKMEM's inode) does not see them, and both kinds of run can be interleaved.
-    unwatched_lib = Path(tempfile.mkdtemp()) / "libhakmem-copy.so"
+    # HAKMEM's inode) does not see them. Same directory, so both come from the same filesystem.
+    unwatched_lib = HAKMEM.with_name("libhakmem-unwatched.so")
     unwatched_lib.write_bytes(HAKMEM.read_bytes())
-    out = {}
-    for threads, detail in ((1, ()), (2, ()), (2, ("--detail", "refill"))):
-        cmd = workloads(quick)["larson"]["cmd"](threads)
-        port = 10900 + threads + len(detail)
-        start = time.monotonic()
-        proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}", *detail],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/metrics"
-        ready = None
-        while ready is None and time.monotonic() - start < 60 and proc.poll() is None:
-            try:
-                urllib.request.urlopen(url, timeout=1).read()
-                ready = time.monotonic() - start
-            except OSError:
-                time.sleep(0.05)
-        if ready is None:
-            proc.kill()
-            return "skipped: hakwatch did not start (run `sudo .venv/bin/hakwatch doctor`)"
-        stop = threading.Event()
+    stats_sysctl = Path("/proc/sys/kernel/bpf_stats_enabled")
+    stats_before = stats_sysctl.read_text()
+    stats_sysctl.write_text("1")
+    try:
+        return {_watch_mode_key(threads, detail): _watch_mode(hakwatch, unwatched_lib, threads, detail, reps, quick)
+                for threads, detail in ((1, ()), (2, ()), (2, ("--detail", "refill")))}
+    except RuntimeError as e:
+        return f"skipped: {e}"
+    finally:
+        stats_sysctl.write_text(stats_before)
+        unwatched_lib.unlink()
 
-        def scraper():
-            while not stop.wait(1.0):
-                try:
-                    urllib.request.urlopen(url, timeout=2).read()
-                except OSError:
-                    pass
-        threading.Thread(target=scraper, daemon=True).start()
+
+def _watch_mode_key(threads: int, detail: tuple) -> str:
+    return f"{'--detail refill' if detail else 'default'}, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def _watch_mode(hakwatch: Path, unwatched_lib: Path, threads: int, detail: tuple, reps: int, quick: bool) -> dict:
+    cmd = workloads(quick)["larson"]["cmd"](threads)
+    port = 10900 + threads + len(detail)
+    start = time.monotonic()
+    # --retention 5: each larson run is a process of its own; kept the default 60 s, twenty dead ones
+    # would be exported at every scrape, which no long-running service being watched looks like.
+    proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}",
+                             "--retention", "5", *detail], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/metrics"
+    ready = None
+    while ready is None and time.monotonic() - start < 60 and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            ready = time.monotonic() - start
+        except OSError:
+            time.sleep(0.05)
+    if ready is None:
+        proc.kill()
+        raise RuntimeError("hakwatch did not start (run `sudo .venv/bin/hakwatch doctor`)")
+    stop = threading.Event()
+
+    def scraper():
+        while not stop.wait(1.0):
+            try:
+                urllib.request.urlopen(url, timeout=2).read()
+            except OSError:
+                pass
+    threading.Thread(target=scraper, daemon=True).start()
+    try:
         cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
-        watched, plain = [], []
-        for _ in range(reps):
+        watched, plain, bpf_ns, workload_cpu = [], [], 0, 0.0
+        for _ in range(2 * reps):
             plain.append(run_once(cmd, env_for(unwatched_lib))[0])
-            watched.append(run_once(cmd, env_for(HAKMEM))[0])
+            ns0 = _bpf_run_ns(proc.pid)
+            ops, _, cpu = run_once(cmd, env_for(HAKMEM))
+            bpf_ns += _bpf_run_ns(proc.pid) - ns0
+            workload_cpu += cpu
+            watched.append(ops)
         busy = time.monotonic() - t0
         cpu = _cpu_seconds(proc.pid) - cpu0
+        idle_s = 3 if quick else 10
         idle_cpu0 = _cpu_seconds(proc.pid)
-        time.sleep(10 if not quick else 3)
-        idle_cpu = (_cpu_seconds(proc.pid) - idle_cpu0) / (10 if not quick else 3)
+        time.sleep(idle_s)
+        idle_cpu = (_cpu_seconds(proc.pid) - idle_cpu0) / idle_s
         rss = _rss_kib(proc.pid)
+    finally:
         stop.set()
         proc.terminate()
         proc.wait(20)
-        key = f"{'--detail refill' if detail else 'default'}, {threads} thread{'s' if threads > 1 else ''}"
-        out[key] = {"ratio": statistics.median(watched) / statistics.median(plain),
-                    "watched": statistics.median(watched), "unwatched": statistics.median(plain),
-                    "ready_s": ready, "cpu_busy": cpu / busy, "cpu_idle": idle_cpu, "rss_kib": rss}
-    return out
+    return {"ratio": statistics.median(w / p for w, p in zip(watched, plain)),
+            "watched": statistics.median(watched), "unwatched": statistics.median(plain), "pairs": len(watched),
+            "bpf_share": bpf_ns / 1e9 / workload_cpu,
+            "ready_s": ready, "cpu_busy": cpu / busy, "cpu_idle": idle_cpu, "rss_kib": rss}
+
+
+def _bpf_run_ns(pid: int) -> int:
+    """The run time of every BPF program process `pid` holds, as the kernel counts it (bpf_stats)."""
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) != "anon_inode:bpf-prog":
+                continue
+            m = re.search(r"run_time_ns:\s+(\d+)", Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text())
+        except OSError:
+            continue
+        total += int(m.group(1)) if m else 0
+    return total
 
 
 def scrape_cost(hakwatch: Path, counts=(1, 5, 20)) -> dict:
