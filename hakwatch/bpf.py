@@ -28,6 +28,7 @@ _libbcc = ct.CDLL("libbcc.so.0", use_errno=True)
 _attach_uprobe = _libbcc.bpf_attach_uprobe
 _attach_uprobe.restype = ct.c_int
 _attach_uprobe.argtypes = [ct.c_int, ct.c_int, ct.c_char_p, ct.c_char_p, ct.c_ulonglong, ct.c_int, ct.c_uint32]
+_libc = ct.CDLL(None)
 _close_perf_event = _libbcc.bpf_close_perf_event_fd
 _close_perf_event.restype = ct.c_int
 _close_perf_event.argtypes = [ct.c_int]
@@ -76,6 +77,8 @@ class Probes:
         except BaseException:
             self.close()
             raise
+        # clang's compile left ~27 MiB of freed heap that glibc keeps; hakwatch runs for weeks
+        _libc.malloc_trim(0)
 
     def _attach_usdt(self, probe):
         fn = self.bpf.load_func(f"on_{probe.name}".encode(), self.bpf.KPROBE)
