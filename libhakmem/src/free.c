@@ -49,6 +49,21 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 	hak_stats_maybe_flush(tc);
 }
 
+/* Out of line so that free()'s fast path saves no registers and sets up no frame. */
+static HAK_NOINLINE void free_not_small(void *p)
+{
+	if (p && hak_large_owns(p)) {
+		struct hak_tcache *tc = &hak_tc;
+		if (unlikely(!tc->heap) && !tc->exited)
+			hak_heap_init(tc);
+		tc->counters.frees[HAKMEM_ROUTE_LARGE]++;
+		hak_large_free(p);
+		if (unlikely(tc->exited))
+			hak_stats_flush(&tc->counters);
+	}
+	/* Anything else is not ours (or NULL): ignored, never a crash. */
+}
+
 void hak_free(void *p)
 {
 	if (likely(hak_is_small(p))) {
@@ -67,16 +82,7 @@ void hak_free(void *p)
 		free_slow(tc, ss, hak_slab_of(ss, p), b);
 		return;
 	}
-	if (p && hak_large_owns(p)) {
-		struct hak_tcache *tc = &hak_tc;
-		if (unlikely(!tc->heap) && !tc->exited)
-			hak_heap_init(tc);
-		tc->counters.frees[HAKMEM_ROUTE_LARGE]++;
-		hak_large_free(p);
-		if (unlikely(tc->exited))
-			hak_stats_flush(&tc->counters);
-	}
-	/* Anything else is not ours (or NULL): ignored, never a crash. */
+	free_not_small(p);
 }
 
 size_t hak_usable_size(const void *p)
