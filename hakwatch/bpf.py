@@ -54,7 +54,13 @@ class Probes:
         self.lib = str(Path(lib).resolve()) if lib else None
         found = {}
         if self.lib:
-            found = {p.name: p for p in read_probes(self.lib) if p.provider == "hakmem"}
+            sites = [p for p in read_probes(self.lib) if p.provider == "hakmem"]
+            found = {p.name: p for p in sites}
+            for name in found:
+                n = sum(p.name == name for p in sites)
+                if n > 1:  # each probe has one BPF function, made for one site's argument registers
+                    raise HakwatchError(f"{lib}: probe hakmem:{name} has {n} sites; hakwatch attaches "
+                                        "libhakmem's probes at exactly one site each")
             missing = [n for n in HAKMEM_PROBES if n not in found]
             if missing:
                 raise HakwatchError(f"{lib} is not libhakmem: no hakmem USDT probe "

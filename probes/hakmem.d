@@ -10,7 +10,8 @@
 provider hakmem {
 	/* once, from the library constructor: pid, NUL-terminated library version */
 	probe init(int pid, char *version);
-	/* per-thread counter deltas since the previous flush, pointing at a struct hakmem_counters, zeroed after */
+	/* counter deltas since the previous flush of a thread (or of exited threads, batched), pointing at a
+	 * struct hakmem_counters, zeroed after; one site in the library */
 	probe flush(void *counters);
 	/* one refill of a thread cache: class block size, stage (enum hakmem_stage), objects obtained, nanoseconds spent */
 	probe refill(unsigned int class_size, unsigned int stage, unsigned int objects, uint64_t ns);

@@ -140,6 +140,7 @@ void hak_options_init(void);
 enum hak_ss_event { HAK_SS_MAP, HAK_SS_UNMAP, HAK_SS_LRU_PUT, HAK_SS_LRU_HIT, HAK_SS_LRU_EVICT, HAK_SS_MADVISE, HAK_SS_NUM_EVENTS };
 enum hak_large_event { HAK_LARGE_MAP, HAK_LARGE_UNMAP, HAK_LARGE_NUM_EVENTS };
 void hak_stats_flush(struct hakmem_counters *c);
+void hak_stats_flush_exiting(struct hakmem_counters *c);
 void hak_stats_maybe_flush(struct hak_tcache *tc);
 void hak_stats_ss_event(enum hak_ss_event ev, void *addr, size_t bytes);
 void hak_stats_large_event(enum hak_large_event ev, void *addr, size_t bytes);

@@ -122,7 +122,7 @@ void hak_heap_teardown(struct hak_tcache *tc)
 		hak_ss_abandon(ss);
 	}
 	tc->heap = NULL;
-	hak_stats_flush(&tc->counters);
+	hak_stats_flush_exiting(&tc->counters);
 	hak_lock(&heaps_lock);
 	registry_remove(h);
 	h->pool_next = heap_pool;

@@ -41,3 +41,9 @@ def test_not_an_elf_file(tmp_path):
     f.write_text("hello")
     with pytest.raises(HakwatchError, match="not an ELF file"):
         read_probes(f)
+
+
+def test_every_hakmem_probe_has_one_site(libhakmem):
+    """hakwatch attaches one site per probe: a second site of `flush` would be counted nowhere."""
+    names = [p.name for p in read_probes(libhakmem) if p.provider == "hakmem"]
+    assert sorted(names) == sorted(set(names))
