@@ -22,13 +22,19 @@ static pthread_key_t exit_key;
  * sit on much memory. */
 #define CACHE_BYTES (32 * 1024)
 
+#define HEAP_CHUNK_BYTES (64 * 1024)
+/* The first heaps come from .bss: a program with a few threads maps nothing for them. */
+static char first_heap_chunk[HEAP_CHUNK_BYTES] __attribute__((aligned(64)));
+static bool first_heap_chunk_used;
+
 static struct hak_heap *heap_alloc(void)
 {
 	if (!heap_pool) {
-		size_t bytes = 64 * 1024;
-		char *chunk = hak_os_map(bytes);
+		size_t bytes = HEAP_CHUNK_BYTES;
+		char *chunk = first_heap_chunk_used ? hak_os_map(bytes) : first_heap_chunk;
 		if (!chunk)
 			return NULL;
+		first_heap_chunk_used = true;
 		for (size_t off = 0; off + sizeof(struct hak_heap) <= bytes; off += sizeof(struct hak_heap)) {
 			struct hak_heap *h = (struct hak_heap *)(chunk + off);
 			h->pool_next = heap_pool;
