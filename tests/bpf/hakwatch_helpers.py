@@ -1,6 +1,7 @@
 """Helpers the BPF and end-to-end suites share: starting hakwatch on a free port, scraping it,
-waiting for a condition with a deadline (never a blind sleep)."""
+waiting for a condition with a deadline (never a blind sleep), starting the known-syscalls program."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -25,6 +26,15 @@ def scrape(url: str) -> str | None:
             return r.read().decode()
     except OSError:
         return None
+
+
+def start_known_syscalls(program, libhakmem) -> subprocess.Popen:
+    """tests/bpf/programs/known_syscalls.c under libhakmem, once it says it is ready: it then makes its
+    known syscalls on "go" and exits on "end" (lines on its stdin)."""
+    proc = subprocess.Popen([program], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    return proc
 
 
 def wait_for(cond, timeout=30.0, what="condition"):

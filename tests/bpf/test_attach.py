@@ -7,7 +7,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hakwatch_helpers import scrape, wait_for
+from hakwatch_helpers import scrape, start_known_syscalls, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DESIGN_METRICS = {
@@ -88,10 +88,8 @@ def test_attach_lib_picks_up_a_process_started_later(hakwatch, libhakmem, progra
 
 
 def test_syscall_counts_are_exact(hakwatch, libhakmem, programs):
-    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_known_syscalls(programs["known_syscalls"], libhakmem)
     try:
-        assert proc.stdout.readline() == "ready\n"
         h = hakwatch("attach", "--pid", str(proc.pid))
         h.ready()
         proc.stdin.write("go\n")
@@ -124,9 +122,7 @@ def test_an_exited_target_is_kept_for_retention_then_goes(hakwatch, libhakmem, p
 
 
 def test_attach_pid_ends_when_its_targets_are_gone(hakwatch, libhakmem, programs):
-    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline() == "ready\n"
+    proc = start_known_syscalls(programs["known_syscalls"], libhakmem)
     h = hakwatch("attach", "--pid", str(proc.pid), "--retention", "0")
     h.ready()
     proc.stdin.write("go\nend\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hakwatch_helpers import HAKWATCH, free_port, wait_for
+from hakwatch_helpers import HAKWATCH, free_port, start_known_syscalls, wait_for
 from hakwatch.usdt import read_probes
 
 UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
@@ -112,10 +112,8 @@ def semaphore(pid, lib, probe="flush"):
 
 
 def test_clean_detach(hakwatch, libhakmem, programs):
-    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_known_syscalls(programs["known_syscalls"], libhakmem)
     try:
-        assert proc.stdout.readline() == "ready\n"
         assert semaphore(proc.pid, libhakmem) == 0
         h = hakwatch("attach", "--pid", str(proc.pid))
         h.ready()
@@ -130,10 +128,8 @@ def test_clean_detach(hakwatch, libhakmem, programs):
 
 def test_killed_hakwatch_leaves_nothing_raised(hakwatch, libhakmem, programs):
     """Even SIGKILL: the kernel owns the semaphore and drops it with the probe's file descriptor."""
-    proc = subprocess.Popen([programs["known_syscalls"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_known_syscalls(programs["known_syscalls"], libhakmem)
     try:
-        assert proc.stdout.readline() == "ready\n"
         h = hakwatch("attach", "--pid", str(proc.pid))
         h.ready()
         h.proc.kill()
