@@ -34,7 +34,7 @@ void hak_os_purge(void *p, size_t bytes)
 }
 
 /* Where the next aligned mapping is asked for. The kernel places a mapping at the hint when that
- * range is free, and successive SuperSlabs then cost one mmap each instead of the map-then-trim
+ * range is free, and successive batches of SuperSlabs then cost one mmap each instead of the map-then-trim
  * dance (three syscalls); only when the hint is taken do we over-map and trim once, and move on. */
 static _Atomic uintptr_t aligned_hint = (uintptr_t)0x200000000000ULL;
 

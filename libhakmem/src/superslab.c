@@ -21,6 +21,13 @@ static unsigned lru_len;
 static hak_lock_t abandoned_lock = HAK_LOCK_INIT;
 static struct hak_superslab *abandoned;
 
+/* Fresh SuperSlabs come from mappings of SS_BATCH at a time, handed out in address order: a growing
+ * heap makes one mmap per four SuperSlabs. The rest of a batch is address space only (8 MiB in all);
+ * no page of it is touched until it is handed out. */
+#define SS_BATCH 4
+static hak_lock_t fresh_lock = HAK_LOCK_INIT;
+static char *fresh_next, *fresh_end;
+
 static void segmap_set(struct hak_superslab *ss, bool on)
 {
 	uintptr_t i = (uintptr_t)ss >> HAK_SS_SHIFT;
@@ -71,6 +78,27 @@ static void lru_purge_idle(uint64_t now)
 	}
 }
 
+static struct hak_superslab *ss_map_fresh(void)
+{
+	hak_lock(&fresh_lock);
+	if (fresh_next == fresh_end) {
+		size_t n = SS_BATCH;
+		char *p = hak_os_map_aligned(n * HAK_SS_SIZE, HAK_SS_SIZE);
+		if (!p) /* short of address space or overcommit: one will do */
+			p = hak_os_map_aligned((n = 1) * HAK_SS_SIZE, HAK_SS_SIZE);
+		if (!p) {
+			hak_unlock(&fresh_lock);
+			return NULL;
+		}
+		fresh_next = p;
+		fresh_end = p + n * HAK_SS_SIZE;
+	}
+	struct hak_superslab *ss = (struct hak_superslab *)fresh_next;
+	fresh_next += HAK_SS_SIZE;
+	hak_unlock(&fresh_lock);
+	return ss;
+}
+
 struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
 {
 	struct hak_superslab *ss = NULL;
@@ -86,7 +114,7 @@ struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
 	if (ss) {
 		*stage = HAKMEM_STAGE_LRU;
 	} else {
-		ss = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+		ss = ss_map_fresh();
 		if (!ss)
 			return NULL;
 		*stage = HAKMEM_STAGE_MAP;
@@ -164,10 +192,12 @@ void hak_ss_fork_prepare(void)
 {
 	hak_lock(&lru_lock);
 	hak_lock(&abandoned_lock);
+	hak_lock(&fresh_lock);
 }
 
 void hak_ss_fork_parent(void)
 {
+	hak_unlock(&fresh_lock);
 	hak_unlock(&abandoned_lock);
 	hak_unlock(&lru_lock);
 }
@@ -176,8 +206,11 @@ void hak_ss_fork_parent(void)
  * evictions of entries it never put there. */
 void hak_ss_fork_child(void)
 {
+	hak_lock_reset(&fresh_lock);
 	hak_lock_reset(&abandoned_lock);
 	hak_lock_reset(&lru_lock);
+	/* nor does it map SuperSlabs from its parent's batch: its own counts hold its own mmaps */
+	fresh_next = fresh_end = NULL;
 	lru_head = lru_tail = NULL;
 	lru_len = 0;
 }
