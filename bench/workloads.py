@@ -1,0 +1,78 @@
+"""The benchmarks' workloads, the allocators they run under, and how one run is made and read: shared
+by run.py (throughput, RSS, syscalls) and watching.py (the cost of hakwatch)."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+BUILD = BENCH / "build"
+LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
+HAKMEM = ROOT / "libhakmem" / "build" / "libhakmem.so"
+NOPROBES = ROOT / "libhakmem" / "build" / "libhakmem-noprobes.so"
+ALLOCATORS = {
+    "glibc": None,
+    "mimalloc": LIBDIR / "libmimalloc.so.2",
+    "jemalloc": LIBDIR / "libjemalloc.so.2",
+    "tcmalloc": LIBDIR / "libtcmalloc_minimal.so.4",
+    "hakmem": HAKMEM,
+}
+DEBIAN_PACKAGES = {"glibc": "libc6", "mimalloc": "libmimalloc2.0", "jemalloc": "libjemalloc2",
+                   "tcmalloc": "libtcmalloc-minimal4"}
+MEMORY_SYSCALLS = ("mmap", "munmap", "madvise", "mremap", "brk")
+
+
+def workloads(quick: bool) -> dict:
+    larson_s = "1" if quick else "2"
+    return {
+        "larson": {
+            "about": f"larson {larson_s} 8 1000 5000 100 4141 N: the timed form of the notes' larson; N threads "
+                     "churn windows of 5000 blocks of 8-1000 bytes and hand them to fresh threads",
+            "cmd": lambda t: [BUILD / "larson", larson_s, "8", "1000", "5000", "100", "4141", str(t)],
+        },
+        "xmalloc": {
+            "about": "xmalloc N 4000000: N/2 producer threads allocate 16-512 bytes, the other threads free "
+                     "them (every free is remote); 1 thread alternates both roles",
+            "cmd": lambda t: [BUILD / "xmalloc", str(t), "2000000" if quick else "4000000"],
+        },
+        "random_mixed": {
+            "about": "random_mixed 200000 4096 1234567 N 20: the notes' loop (200,000 cycles, 4,096 slots, "
+                     "sizes 16-1024), repeated 20 times per thread so it lasts long enough to time",
+            "cmd": lambda t: [BUILD / "random_mixed", "200000", "4096", "1234567", str(t), "20"],
+        },
+        "python": {
+            "about": "python3 bench/programs/py_workload.py N with PYTHONMALLOC=malloc: JSON documents and "
+                     "an in-memory sqlite table across N threads (ops = documents)",
+            "cmd": lambda t: ["/usr/bin/python3", BENCH / "programs" / "py_workload.py", str(t)],
+            "env": {"PYTHONMALLOC": "malloc"},
+        },
+    }
+
+
+def say(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def env_for(lib, extra=None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_") and k != "LD_PRELOAD"}
+    if lib:
+        env["LD_PRELOAD"] = str(lib)
+    env.update(extra or {})
+    return env
+
+
+def run_once(cmd, env) -> tuple[float, int, float]:
+    """ops/s, peak RSS (KiB) and CPU seconds (user + system) of one run."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        out.seek(0)
+        text = out.read()
+    m = re.search(r"ops_per_sec (\d+)", text)
+    if os.waitstatus_to_exitcode(status) != 0 or not m:
+        raise RuntimeError(f"{cmd} failed (status {status}): {text[-300:]}")
+    return float(m.group(1)), usage.ru_maxrss, usage.ru_utime + usage.ru_stime
