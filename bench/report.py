@@ -64,7 +64,7 @@ def write_markdown(res: dict, path: Path, argv: str):
     if res.get("watching_argv"):
         lines += [f"(Measured again, later than the tables above, by `bench/run.sh {res['watching_argv']}`.)", ""]
     if isinstance(w, dict):
-        pairs = next(iter(w.values())).get("pairs", "")
+        pairs = next(iter(w.values()))["pairs"]
         lines += ["larson under libhakmem with `hakwatch attach --lib --retention 5` running and scraped every second, against "
                   "the same runs on a copy of the library that hakwatch does not watch, in "
                   f"{pairs} interleaved pairs; the ratio is the median of the pairs' ratios (this machine's speed "
@@ -77,9 +77,8 @@ def write_markdown(res: dict, path: Path, argv: str):
                   "hakwatch CPU busy | CPU idle | hakwatch RSS |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for mode, r in w.items():
-            bpf = f"{100 * r['bpf_share']:.2f}%" if "bpf_share" in r else "-"
             lines.append(f"| {mode} | {r['ratio']:.3f} ({_fmt_ops(r['watched'])} / {_fmt_ops(r['unwatched'])}) | "
-                         f"{bpf} | {r['ready_s']:.2f} s | {100 * r['cpu_busy']:.2f}% | {100 * r['cpu_idle']:.2f}% | "
+                         f"{100 * r['bpf_share']:.2f}% | {r['ready_s']:.2f} s | {100 * r['cpu_busy']:.2f}% | {100 * r['cpu_idle']:.2f}% | "
                          f"{r['rss_kib'] / 1024:.0f} MiB |")
         lines += ["", "At 1 thread the other core is free for hakwatch, so the ratio is the in-process cost (probe "
                   "traps and BPF handlers in the workload's threads); at 2 threads hakwatch's scrapes also take CPU "

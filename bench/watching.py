@@ -49,23 +49,9 @@ def _watch_mode_key(threads: int, detail: tuple) -> str:
 
 def _watch_mode(hakwatch: Path, unwatched_lib: Path, threads: int, detail: tuple, reps: int, quick: bool) -> dict:
     cmd = workloads(quick)["larson"]["cmd"](threads)
-    port = 10900 + threads + len(detail)
-    start = time.monotonic()
     # --retention 5: each larson run is a process of its own; kept the default 60 s, twenty dead ones
     # would be exported at every scrape, which no long-running service being watched looks like.
-    proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}",
-                             "--retention", "5", *detail], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/metrics"
-    ready = None
-    while ready is None and time.monotonic() - start < 60 and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            ready = time.monotonic() - start
-        except OSError:
-            time.sleep(0.05)
-    if ready is None:
-        proc.kill()
-        raise RuntimeError("hakwatch did not start (run `sudo .venv/bin/hakwatch doctor`)")
+    proc, url, ready = _start_hakwatch(hakwatch, 10900 + threads + len(detail), "--retention", "5", *detail)
     stop = threading.Event()
 
     def scraper():
@@ -121,30 +107,39 @@ def scrape_cost(hakwatch: Path, counts=(1, 5, 20)) -> dict:
     processes kept by --retention), and how long one scrape takes."""
     out = {}
     for n in counts:
-        port = 10950 + n
-        proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}",
-                                 "--retention", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/metrics"
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(url, timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.05)
-        for _ in range(n):
-            run_once([BUILD / "larson", "0.2", "8", "1000", "5000", "100", "4141", "1"], env_for(HAKMEM))
-        cpu0, t0, took, size = _cpu_seconds(proc.pid), time.monotonic(), [], 0
-        for _ in range(10):
-            s = time.perf_counter()
-            size = len(urllib.request.urlopen(url, timeout=10).read())
-            took.append(time.perf_counter() - s)
-            time.sleep(1)
-        out[n] = {"cpu": (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0),
-                  "scrape_s": statistics.median(took), "bytes": size}
-        proc.terminate()
-        proc.wait(20)
+        proc, url, _ = _start_hakwatch(hakwatch, 10950 + n, "--retention", "600")
+        try:
+            for _ in range(n):
+                run_once([BUILD / "larson", "0.2", "8", "1000", "5000", "100", "4141", "1"], env_for(HAKMEM))
+            cpu0, t0, took, size = _cpu_seconds(proc.pid), time.monotonic(), [], 0
+            for _ in range(10):
+                s = time.perf_counter()
+                size = len(urllib.request.urlopen(url, timeout=10).read())
+                took.append(time.perf_counter() - s)
+                time.sleep(1)
+            out[n] = {"cpu": (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0),
+                      "scrape_s": statistics.median(took), "bytes": size}
+        finally:
+            proc.terminate()
+            proc.wait(20)
     return out
+
+
+def _start_hakwatch(hakwatch: Path, port: int, *args: str) -> tuple[subprocess.Popen, str, float]:
+    """`hakwatch attach --lib` on HAKMEM, once it serves: the process, its /metrics URL, and the seconds
+    from start to the first good scrape."""
+    start = time.monotonic()
+    proc = subprocess.Popen([str(hakwatch), "attach", "--lib", str(HAKMEM), "--listen", f"127.0.0.1:{port}", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/metrics"
+    while time.monotonic() - start < 60 and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return proc, url, time.monotonic() - start
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("hakwatch did not start (run `sudo .venv/bin/hakwatch doctor`)")
 
 
 def _cpu_seconds(pid: int) -> float:

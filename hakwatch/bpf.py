@@ -9,6 +9,7 @@ process mapping the library, now or later, and lowers it when the probe's fd is 
 
 import ctypes as ct
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -56,8 +57,7 @@ class Probes:
         if self.lib:
             sites = [p for p in read_probes(self.lib) if p.provider == "hakmem"]
             found = {p.name: p for p in sites}
-            for name in found:
-                n = sum(p.name == name for p in sites)
+            for name, n in Counter(p.name for p in sites).items():
                 if n > 1:  # each probe has one BPF function, made for one site's argument registers
                     raise HakwatchError(f"{lib}: probe hakmem:{name} has {n} sites; hakwatch attaches "
                                         "libhakmem's probes at exactly one site each")
