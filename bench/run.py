@@ -65,7 +65,7 @@ def measure(wl: dict, allocators: dict, threads, reps: int) -> dict:
                 results[t][name]["ops"].append(ops)
                 results[t][name]["rss"].append(rss)
         for name, lib in allocators.items():
-            results[t][name]["syscalls"] = strace_counts(wl["cmd"](t), lib, wl.get("env"))
+            results[t][name]["syscalls"] = strace_counts(wl.get("count_cmd", wl["cmd"])(t), lib, wl.get("env"))
     return results
 
 
@@ -159,7 +159,8 @@ def main():
         say(f"bench: [{i}/{len(wls)}] {name} ({reps} runs x {len(allocators)} allocators x 2 thread counts, then strace)")
         raw = measure(wl, allocators, (1, 2), reps)
         results["workloads"][name] = {t: {a: summary(r) for a, r in by.items()} for t, by in raw.items()}
-        results["about"][name] = wl["about"] + f". Command: {' '.join(str(c) for c in wl['cmd']('N'))}"
+        results["about"][name] = wl["about"] + f". Command: {' '.join(str(c) for c in wl['cmd']('N'))}" + (
+            f"; {wl['count_about']}." if "count_about" in wl else "")
     if "hakmem" in allocators:
         say("bench: unattached probes: libhakmem against libhakmem-noprobes")
         probe = {}

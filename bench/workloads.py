@@ -33,6 +33,12 @@ def workloads(quick: bool) -> dict:
             "about": f"larson {larson_s} 8 1000 5000 100 4141 N: the timed form of the notes' larson; N threads "
                      "churn windows of 5000 blocks of 8-1000 bytes and hand them to fresh threads",
             "cmd": lambda t: [BUILD / "larson", larson_s, "8", "1000", "5000", "100", "4141", str(t)],
+            # Every exiting thread costs a madvise of its stack (glibc's, whatever the allocator), so a
+            # timed run's syscalls grow with its speed: they are counted on fixed work, 2,000 hand-offs.
+            "count_cmd": lambda t: [BUILD / "larson", "60", "8", "1000", "5000", "100", "4141", str(t), "2000"],
+            "count_about": "syscalls counted on fixed work: `larson 60 8 1000 5000 100 4141 N 2000` stops after "
+                           "2,000 hand-offs, so every allocator's run creates and ends the same 2,000 threads "
+                           "(glibc madvises each exiting thread's stack: about 2,000 of every count below)",
         },
         "xmalloc": {
             "about": "xmalloc N 4000000: N/2 producer threads allocate 16-512 bytes, the other threads free "

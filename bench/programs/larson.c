@@ -2,8 +2,10 @@
  * Larson-style server churn (after Larson & Krishnan; the timed form of `larson 5 8 1000 5000 100 4141 N`):
  * each of N threads owns a window of CHUNKS blocks of MIN..MAX bytes and, for ROUNDS replacements per
  * turn, frees a random block and allocates a new one in its place; then it hands the whole window to a
- * fresh thread (so blocks are freed by threads that did not allocate them) and exits. Runs SECONDS.
- *   larson SECONDS MIN MAX CHUNKS ROUNDS SEED THREADS      prints: ops_per_sec X
+ * fresh thread (so blocks are freed by threads that did not allocate them) and exits. Runs SECONDS, or
+ * until TURNS hand-offs in all when TURNS is given: a fixed amount of work, for counting syscalls (each
+ * thread's exit costs a madvise of its stack in glibc, so a timed run's count grows with its speed).
+ *   larson SECONDS MIN MAX CHUNKS ROUNDS SEED THREADS [TURNS]      prints: ops_per_sec X
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +17,7 @@
 static int min_size, max_size, chunks, rounds;
 static atomic_int stop;
 static atomic_long total_ops;
+static atomic_long turns_left = -1; /* -1: no limit */
 
 struct window {
 	void **blocks;
@@ -41,6 +44,8 @@ static void *worker(void *arg)
 		}
 		atomic_fetch_add(&total_ops, ops);
 		ops = 0;
+		if (atomic_fetch_sub(&turns_left, 1) == 1)
+			atomic_store(&stop, 1);
 		pthread_t t; /* hand the window to a fresh thread and end */
 		pthread_attr_t a;
 		pthread_attr_init(&a);
@@ -58,10 +63,12 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc != 8) {
-		fprintf(stderr, "usage: larson SECONDS MIN MAX CHUNKS ROUNDS SEED THREADS\n");
+	if (argc != 8 && argc != 9) {
+		fprintf(stderr, "usage: larson SECONDS MIN MAX CHUNKS ROUNDS SEED THREADS [TURNS]\n");
 		return 2;
 	}
+	if (argc == 9)
+		turns_left = atol(argv[8]);
 	double seconds = atof(argv[1]);
 	min_size = atoi(argv[2]), max_size = atoi(argv[3]), chunks = atoi(argv[4]), rounds = atoi(argv[5]);
 	unsigned seed = atoi(argv[6]);
@@ -76,10 +83,18 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, worker, w);
 		pthread_detach(th);
 	}
-	struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
-	nanosleep(&ts, NULL);
+	/* A timed run sleeps once (no wake-ups competing with the workers); a fixed-work one looks every ms. */
+	struct timespec start, now, all = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
+	struct timespec tick = turns_left < 0 ? all : (struct timespec){0, 1000000};
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	double elapsed;
+	do {
+		nanosleep(&tick, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed = (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+	} while (elapsed < seconds && !atomic_load(&stop));
 	atomic_store(&stop, 1);
-	printf("ops_per_sec %.0f\n", atomic_load(&total_ops) / seconds);
+	printf("ops_per_sec %.0f\n", atomic_load(&total_ops) / elapsed);
 	fflush(stdout);
 	_exit(0); /* detached threads may still be finishing their last turn */
 }
