@@ -14,7 +14,8 @@ def write_markdown(res: dict, path: Path, argv: str):
         "",
         f"Made by `bench/run.sh {argv}`".rstrip() + f" ({res['reps']} repetitions per cell, interleaved across "
         "allocators). ops/s is the median (min-max); RSS the median peak RSS; syscalls the memory syscalls "
-        "(mmap, munmap, madvise, mremap, brk) of one more run under `strace -f -c`.",
+        "(mmap, munmap, madvise, mremap, brk) of one more run under `strace -f -c` (for larson, a run of fixed "
+        "work: see there).",
         "",
         f"Machine: {v['cpu']}, {v['cpus']} CPUs, kernel {v['kernel']}, gcc {v['gcc']}. Allocators: glibc "
         f"{v['glibc']}, mimalloc {v['mimalloc']}, jemalloc {v['jemalloc']}, tcmalloc {v['tcmalloc']} (Debian "

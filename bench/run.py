@@ -7,7 +7,8 @@ and 2 threads, in one run, interleaved so that drift of the machine hits every a
 
 Writes bench/RESULTS.md (tables), bench/results.png (throughput per allocator) and bench/results.json.
 Per workload and thread count: ops/s (median of the repetitions, with min and max), peak RSS (median
-of ru_maxrss), memory syscalls from one extra run under `strace -f -c`. Then: the cost of the
+of ru_maxrss), memory syscalls from one extra run under `strace -f -c` (of fixed work where the
+workload is timed: larson). Then: the cost of the
 compiled-in, unattached probes (libhakmem against libhakmem-noprobes), instructions per malloc/free
 pair under callgrind, and the cost of watching with hakwatch (needs root and bcc).
 """
