@@ -125,6 +125,7 @@ void *hak_os_map(size_t bytes);
 void *hak_os_map_aligned(size_t bytes, size_t align);
 void hak_os_unmap(void *p, size_t bytes);
 void hak_os_purge(void *p, size_t bytes);
+void hak_os_want_huge_pages(void *p, size_t bytes);
 uint64_t hak_now_ns(void);
 
 /* ---- options.c */
@@ -132,6 +133,7 @@ struct hak_options {
 	unsigned ss_lru_size;		/* HAKMEM_SS_LRU_SIZE: empty SuperSlabs kept mapped */
 	uint64_t ss_purge_delay_ns;	/* how long an LRU entry stays untouched before its pages are purged */
 	char stats_path[4096];		/* HAKMEM_STATS, empty when unset */
+	unsigned thp;			/* HAKMEM_THP=1: ask for transparent huge pages for SuperSlabs */
 };
 extern struct hak_options hak_opt;
 void hak_options_init(void);

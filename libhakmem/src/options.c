@@ -59,6 +59,9 @@ void hak_options_init(void)
 	const char *v = env("HAKMEM_SS_LRU_SIZE");
 	if (v && parse_count(v, 4096, &hak_opt.ss_lru_size))
 		warn("HAKMEM_SS_LRU_SIZE", v, "expected a whole number of SuperSlabs from 0 to 4096; using 16");
+	v = env("HAKMEM_THP");
+	if (v && parse_count(v, 1, &hak_opt.thp))
+		warn("HAKMEM_THP", v, "expected 0 or 1; using 0");
 	v = env("HAKMEM_STATS");
 	if (v && *v) {
 		if (strlen(v) >= sizeof hak_opt.stats_path)

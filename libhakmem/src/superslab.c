@@ -90,6 +90,8 @@ static struct hak_superslab *ss_map_fresh(void)
 			hak_unlock(&fresh_lock);
 			return NULL;
 		}
+		if (hak_opt.thp)
+			hak_os_want_huge_pages(p, n * HAK_SS_SIZE);
 		fresh_next = p;
 		fresh_end = p + n * HAK_SS_SIZE;
 	}

@@ -1,5 +1,5 @@
-"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE gives exactly one warning
-line on stderr and the program still runs right; a valid one gives none; nothing libhakmem prints
+"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_THP) gives exactly
+one warning line on stderr and the program still runs right; a valid one gives none; nothing libhakmem prints
 ever goes to stdout; the exit status is the program's own."""
 
 import pytest
@@ -25,6 +25,15 @@ def test_malformed_lru_size_warns_once(hak, prog, reference, value):
     assert len(lines) == 1 and res.stderr.endswith("\n"), \
         f"HAKMEM_SS_LRU_SIZE={value!r}: expected exactly one warning line on stderr\n{res.report()}"
     assert "HAKMEM_SS_LRU_SIZE" in lines[0], f"the warning does not name the variable: {lines[0]!r}"
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "-1", ""])
+def test_malformed_thp_warns_once(hak, prog, reference, value):
+    res = hak.run([prog("alloc_echo"), *ARGS], env={"HAKMEM_THP": value})
+    assert res.stdout == reference, f"stdout changed with HAKMEM_THP={value!r}\n{res.report()}"
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "HAKMEM_THP" in lines[0], \
+        f"HAKMEM_THP={value!r}: expected one warning line naming the variable\n{res.report()}"
 
 
 def test_malformed_lru_size_warns_once_in_a_threaded_program(hak, prog):

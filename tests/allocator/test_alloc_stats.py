@@ -1,6 +1,7 @@
 """HAKMEM_STATS (libhakmem/STATS.md): the file is valid JSON of schema hakmem-stats/1 with every
 fixed-name key, its numbers agree with what the program did, %p expands to the pid,
-HAKMEM_SS_LRU_SIZE=0 disables the SuperSlab LRU, and the syscall counts cover the mapping events.
+HAKMEM_SS_LRU_SIZE=0 disables the SuperSlab LRU, HAKMEM_THP=1 adds one madvise per SuperSlab mapping, and
+the syscall counts cover the mapping events.
 
 The workloads (programs/alloc_stats.c) use no stdio, so the C library keeps no block of its own live
 at exit and "everything allocated was freed" holds for the whole process."""
@@ -110,3 +111,19 @@ def test_lru_size_zero_disables_the_lru(hak, prog, tmp_path):
     assert ev["map"] >= 29, ev
     check_syscalls_plausible(s)
     assert res.stderr == "", f"a valid HAKMEM_SS_LRU_SIZE printed something\n{res.report()}"
+
+
+def test_thp_adds_one_madvise_per_superslab_batch(hak, prog, tmp_path):
+    """HAKMEM_THP=1 asks for huge pages once per mapping of SuperSlabs and makes no other call; without
+    it, every madvise is a purge the SuperSlab events report."""
+    on, res, _ = run_stats(hak, prog, tmp_path, "superslabs", env={"HAKMEM_THP": "1"}, name="on.json")
+    off, _, _ = run_stats(hak, prog, tmp_path, "superslabs", name="off.json")
+    for s in (on, off):
+        check_syscalls_plausible(s)
+    extra_off = off["syscalls"]["madvise"]["calls"] - off["superslab_events"]["madvise"]
+    assert extra_off == 0, f"madvise calls beyond purges without HAKMEM_THP: {off['syscalls']}"
+    extra_on = on["syscalls"]["madvise"]["calls"] - on["superslab_events"]["madvise"]
+    superslab_mmaps = on["syscalls"]["mmap"]["calls"] - on["large_events"]["map"]
+    assert 1 <= extra_on <= superslab_mmaps, \
+        f"HAKMEM_THP=1: {extra_on} madvise beyond purges for {superslab_mmaps} SuperSlab mmaps: {on['syscalls']}"
+    assert res.stderr == "", f"a valid HAKMEM_THP printed something\n{res.report()}"
