@@ -8,14 +8,14 @@
  * the block `flush` points at, and DESIGN.md for the contract.
  */
 provider hakmem {
-	/* once, from the library constructor: pid, NUL-terminated library version */
+	/* once, from the library constructor: pid, NUL-terminated library version (also the symbol hakmem_version) */
 	probe init(int pid, char *version);
-	/* counter deltas since the previous flush of a thread (or of exited threads, batched), pointing at a
-	 * struct hakmem_counters, zeroed after; one site in the library */
-	probe flush(void *counters);
+	/* counter deltas since the previous flush of a thread (or of exited threads, batched), then the process
+	 * totals with those deltas already in; both point at a struct hakmem_counters; one site in the library */
+	probe flush(void *delta, void *totals);
 	/* one refill of a thread cache: class block size, stage (enum hakmem_stage), objects obtained, nanoseconds spent */
 	probe refill(unsigned int class_size, unsigned int stage, unsigned int objects, uint64_t ns);
-	/* SuperSlab events: base address, bytes */
+	/* SuperSlab events: base address, bytes (counted in the flush blocks too) */
 	probe ss_map(void *addr, unsigned long bytes);
 	probe ss_unmap(void *addr, unsigned long bytes);
 	probe ss_lru_put(void *addr, unsigned long bytes);

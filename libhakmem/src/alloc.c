@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls)
+static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t n)
 {
 	if (unlikely(!tc->heap) && !hak_heap_init(tc)) {
 		errno = ENOMEM;
@@ -24,6 +24,7 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls)
 	tc->head[cls] = b->next;
 	tc->count[cls]--;
 	tc->counters.allocs[cls]++;
+	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
 	else
@@ -31,16 +32,18 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls)
 	return b;
 }
 
-static inline void *alloc_class(struct hak_tcache *tc, unsigned cls)
+/* `n` is what the program asked for, counted as requested bytes (a block's class size is derived). */
+static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 {
 	struct hak_block *b = tc->head[cls];
 	if (likely(b)) {
 		tc->head[cls] = b->next;
 		tc->count[cls]--;
 		tc->counters.allocs[cls]++;
+		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 		return b;
 	}
-	return alloc_slow(tc, cls);
+	return alloc_slow(tc, cls, n);
 }
 
 /* Before the library is initialised the class tables are all zero and every size looks like class
@@ -48,7 +51,7 @@ static inline void *alloc_class(struct hak_tcache *tc, unsigned cls)
 static HAK_NOINLINE void *alloc_first(struct hak_tcache *tc, size_t n)
 {
 	hak_ensure_init();
-	return alloc_class(tc, hak_class_of(n));
+	return alloc_class(tc, hak_class_of(n), n);
 }
 
 static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
@@ -67,9 +70,12 @@ static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 		errno = ENOMEM;
 		return NULL;
 	}
-	tc->counters.allocs[HAKMEM_ALLOC_SLOT_LARGE]++;
+	tc->counters.allocs[HAKMEM_SLOT_LARGE]++;
+	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
+	else if (tc->heap)
+		hak_stats_maybe_flush(tc);
 	if (zero && !fresh)
 		memset(p, 0, n);
 	return p;
@@ -85,9 +91,10 @@ void *hak_malloc(size_t n)
 			tc->head[cls] = b->next;
 			tc->count[cls]--;
 			tc->counters.allocs[cls]++;
+			tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 			return b;
 		}
-		return tc->heap ? alloc_slow(tc, cls) : alloc_first(tc, n);
+		return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
 	}
 	return alloc_large(n, 0, false);
 }
@@ -124,7 +131,7 @@ void *hak_aligned(size_t align, size_t n)
 		while (cls < HAK_NUM_CLASSES && hak_class_size[cls] % align)
 			cls++;
 		if (cls < HAK_NUM_CLASSES)
-			return alloc_class(&hak_tc, cls);
+			return alloc_class(&hak_tc, cls, n);
 	}
 	return alloc_large(n, align, false);
 }

@@ -16,7 +16,9 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 		/* The cache is full: straight back to the slab. (Returning half the cache here instead was
 		 * measured slower: walking the list to split it misses the cache on every block.) */
 		unsigned cls = s->cls; /* before: the slab may be released, its SuperSlab unmapped */
-		tc->counters.frees[HAKMEM_ROUTE_SS_LOCAL]++;
+		tc->counters.frees[cls]++;
+		tc->counters.slab_frees[HAKMEM_SLAB_LOCAL]++;
+		tc->counters.bytes[HAKMEM_B_SLAB_LOCAL_FREE] += s->bsize;
 		hak_slab_put_local(tc->heap, ss, s, b);
 		/* A class that overflows its cache gets a bigger one, up to 256 KiB of blocks (tcmalloc's
 		 * slow start): bursts of frees then stay on the fast path. */
@@ -24,7 +26,9 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 		if (tc->limit[cls] < most)
 			tc->limit[cls] += tc->limit[cls] / 4 + 1;
 	} else {
-		tc->counters.frees[HAKMEM_ROUTE_SS_REMOTE]++;
+		tc->counters.frees[s->cls]++;
+		tc->counters.slab_frees[HAKMEM_SLAB_REMOTE]++;
+		tc->counters.bytes[HAKMEM_B_SLAB_REMOTE_FREE] += s->bsize;
 		struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
 		do
 			b->next = old;
@@ -56,10 +60,12 @@ static HAK_NOINLINE void free_not_small(void *p)
 		struct hak_tcache *tc = &hak_tc;
 		if (unlikely(!tc->heap) && !tc->exited)
 			hak_heap_init(tc);
-		tc->counters.frees[HAKMEM_ROUTE_LARGE]++;
+		tc->counters.frees[HAKMEM_SLOT_LARGE]++;
 		hak_large_free(p);
 		if (unlikely(tc->exited))
 			hak_stats_flush(&tc->counters);
+		else if (tc->heap)
+			hak_stats_maybe_flush(tc);
 	}
 	/* Anything else is not ours (or NULL): ignored, never a crash. */
 }
@@ -76,7 +82,7 @@ void hak_free(void *p)
 			b->next = tc->head[cls];
 			tc->head[cls] = b;
 			tc->count[cls]++;
-			tc->counters.frees[HAKMEM_ROUTE_TLS_SLL]++;
+			tc->counters.frees[cls]++;
 			return;
 		}
 		free_slow(tc, ss, hak_slab_of(ss, p), b);

@@ -34,7 +34,7 @@ __attribute__((constructor)) static void hak_constructor(void)
 {
 	hak_ensure_init();
 	if (HAK_PROBE_ENABLED(INIT))
-		HAK_PROBE(INIT, (int)getpid(), HAKMEM_VERSION);
+		HAK_PROBE(INIT, (int)getpid(), (const char *)hakmem_version);
 }
 
 /* The library was loaded first (LD_PRELOAD), so its destructor runs last: after the program's

@@ -99,6 +99,7 @@ struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage)
 /* ---- superslab.c: where SuperSlabs come from and go to */
 struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage);
 void hak_ss_retire(struct hak_superslab *ss);
+void hak_ss_touch(struct hak_superslab *ss, const char *from, const char *to);
 void hak_ss_abandon(struct hak_superslab *ss);
 struct hak_superslab *hak_ss_take_abandoned(void);
 void hak_ss_fork_prepare(void);
@@ -139,17 +140,24 @@ extern struct hak_options hak_opt;
 void hak_options_init(void);
 
 /* ---- stats.c: counters, the flush probe, HAKMEM_STATS */
-enum hak_ss_event { HAK_SS_MAP, HAK_SS_UNMAP, HAK_SS_LRU_PUT, HAK_SS_LRU_HIT, HAK_SS_LRU_EVICT, HAK_SS_MADVISE, HAK_SS_NUM_EVENTS };
-enum hak_large_event { HAK_LARGE_MAP, HAK_LARGE_UNMAP, HAK_LARGE_NUM_EVENTS };
 void hak_stats_flush(struct hakmem_counters *c);
 void hak_stats_flush_exiting(struct hakmem_counters *c);
+void hak_stats_flush_soon(void);
 void hak_stats_maybe_flush(struct hak_tcache *tc);
-void hak_stats_ss_event(enum hak_ss_event ev, void *addr, size_t bytes);
-void hak_stats_large_event(enum hak_large_event ev, void *addr, size_t bytes);
+void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes);
+void hak_stats_large_event(enum hakmem_large_event ev, void *addr, size_t bytes);
 void hak_stats_write_file(void);
+extern const char hakmem_version[];
 void hak_stats_fork_prepare(void);
 void hak_stats_fork_parent(void);
 void hak_stats_fork_child(void);
+
+/* ---- layers.c: the gauges, from the totals (DESIGN.md, "The memory layers") */
+int64_t hak_live_bytes(const struct hakmem_counters *t, unsigned slot);
+void hak_superslabs(const struct hakmem_counters *t, int64_t *live, int64_t *cached, int64_t *purged);
+void hak_layers(const struct hakmem_counters *t, int64_t out[HAKMEM_NUM_LAYERS]);
+int64_t hak_mapped_bytes(const struct hakmem_counters *t);
+int64_t hak_resident_estimate(const struct hakmem_counters *t);
 
 /* ---- init.c */
 void hak_ensure_init(void);

@@ -59,7 +59,8 @@ static char *cache_take(size_t bytes, size_t *got)
 
 static void unmap(char *base, size_t bytes)
 {
-	hak_stats_large_event(HAK_LARGE_UNMAP, base, bytes);
+	hak_stats_large_event(HAKMEM_LARGE_UNMAP, base, bytes);
+	hak_tc.counters.bytes[HAKMEM_B_LARGE_UNMAP] += bytes;
 	hak_os_unmap(base, bytes);
 }
 
@@ -77,8 +78,10 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 		base = hak_os_map(bytes);
 		if (!base)
 			return NULL;
-		hak_stats_large_event(HAK_LARGE_MAP, base, bytes);
+		hak_stats_large_event(HAKMEM_LARGE_MAP, base, bytes);
+		hak_tc.counters.bytes[HAKMEM_B_LARGE_MAP] += bytes;
 	}
+	hak_tc.counters.bytes[HAKMEM_B_LARGE_ALLOC] += got;
 	char *p = (char *)(((uintptr_t)base + HEADER + align - 1) & ~(uintptr_t)(align - 1));
 	struct large_header *h = header_of(p);
 	h->map_base = base;
@@ -104,6 +107,7 @@ void hak_large_free(void *p)
 	char *base = h->map_base;
 	size_t bytes = h->map_bytes;
 	h->magic = 0;
+	hak_tc.counters.bytes[HAKMEM_B_LARGE_FREE] += bytes;
 	char *evict = NULL;
 	size_t evict_bytes = 0;
 	if (bytes <= CACHE_MAX_ONE) {
@@ -138,11 +142,8 @@ void hak_large_fork_parent(void)
 	hak_unlock(&cache_lock);
 }
 
-/* The child counts from zero, so it forgets the cached mappings rather than unmap what it never
- * mapped (they stay mapped, copy-on-write; a forked child mostly execs or exits soon). */
+/* The child inherits the cached mappings (copy-on-write) with the parent's totals, which count them. */
 void hak_large_fork_child(void)
 {
 	hak_lock_reset(&cache_lock);
-	cache_len = 0;
-	cache_bytes = 0;
 }

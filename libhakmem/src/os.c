@@ -12,6 +12,7 @@ static void count(enum hakmem_os_call call, size_t bytes)
 {
 	hak_tc.counters.os_calls[call]++;
 	hak_tc.counters.os_bytes[call] += bytes;
+	hak_stats_flush_soon();
 }
 
 void *hak_os_map(size_t bytes)

@@ -53,6 +53,7 @@ static unsigned drain_remote(struct hak_slab *s)
 	last->next = s->free;
 	s->free = b;
 	s->used -= n;
+	hak_tc.counters.bytes[HAKMEM_B_REMOTE_DRAINED] += (uint64_t)n * s->bsize;
 	return n;
 }
 
@@ -80,12 +81,16 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 	if (n < want && s->carved < s->capacity) {
 		if (*stage < HAKMEM_STAGE_CARVE)
 			*stage = HAKMEM_STAGE_CARVE;
+		uint32_t from = s->carved;
 		while (n < want && s->carved < s->capacity) {
 			struct hak_block *b = (struct hak_block *)(s->start + (size_t)s->carved++ * s->bsize);
 			b->next = head;
 			head = b;
 			n++;
 		}
+		tc->counters.bytes[HAKMEM_B_CARVED] += (uint64_t)(s->carved - from) * s->bsize;
+		hak_ss_touch(hak_ss_of(s->start), s->start + (size_t)from * s->bsize,
+			     s->start + (size_t)s->carved * s->bsize);
 	}
 	tc->head[cls] = head;
 	tc->count[cls] += n;
@@ -111,6 +116,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, 
 	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
 	ss->free_pages &= ~mask;
 	ss->used_pages += pages;
+	hak_tc.counters.bytes[HAKMEM_B_SLAB_IN] += base + pages * HAK_PAGE_SIZE - start;
 }
 
 /* A run of `pages` free pages in the SuperSlab; page 0 only for one-page slabs (its first 4 KiB
@@ -135,6 +141,9 @@ void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_s
 	if (h->current[s->cls] == s)
 		h->current[s->cls] = NULL;
 	unsigned first = s - ss->slabs, pages = s->npages;
+	char *end = (char *)ss + (size_t)(first + pages) * HAK_PAGE_SIZE;
+	hak_tc.counters.bytes[HAKMEM_B_SLAB_OUT] += end - s->start;
+	hak_tc.counters.bytes[HAKMEM_B_SLAB_OUT_CARVED] += (uint64_t)s->carved * s->bsize;
 	s->npages = 0;
 	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
 	ss->free_pages |= mask;

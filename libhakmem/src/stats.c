@@ -1,8 +1,9 @@
 /*
- * Counters: the thread's block of deltas goes out through the `flush` probe and is added to the
- * process totals, always, attached or not; so the totals (HAKMEM_STATS) and the sum of every flushed
- * block (what hakwatch adds up in BPF) are the same numbers. SuperSlab and large-block events are
- * rare: counted here with atomics and fired as their own probes.
+ * Counters: the thread's block of deltas is added to the process totals and goes out through the
+ * `flush` probe with them, always in that order and under one lock; so the totals (HAKMEM_STATS)
+ * and what hakwatch keeps in BPF (the totals at the first flush it sees, every delta after) are the
+ * same numbers, however late it attached. SuperSlab and large-block events are rare: counted in the
+ * same block, and fired as their own probes for tools that want each one (bpftrace, stacks).
  */
 #include <fcntl.h>
 #include <string.h>
@@ -23,34 +24,39 @@
 #define EXITED_FLUSH_NS (10 * 1000 * 1000)
 
 static hak_lock_t totals_lock = HAK_LOCK_INIT;
-static struct hakmem_counters totals;		/* everything flushed: HAKMEM_STATS */
+/* Everything flushed (HAKMEM_STATS), exported for hakwatch's late attach (probes/hakmem_counters.h). */
+HAK_API struct hakmem_totals hakmem_totals;
+HAK_API const char hakmem_version[] = HAKMEM_VERSION;
 static struct hakmem_counters exited;		/* exited threads' deltas not yet through the probe */
 static bool exited_pending;
 static uint64_t exited_flushed_ns;
-static _Atomic uint64_t ss_events[HAK_SS_NUM_EVENTS];
-static _Atomic uint64_t large_events[HAK_LARGE_NUM_EVENTS];
 
-/* The probe's one site: hakwatch attaches one place per probe, with one reading of its argument. */
-static HAK_NOINLINE void fire_flush(struct hakmem_counters *c)
+/* The probe's one site: hakwatch attaches one place per probe, with one reading of its arguments. */
+static HAK_NOINLINE void fire_flush(struct hakmem_counters *delta)
 {
-	HAK_PROBE(FLUSH, c);
+	HAK_PROBE(FLUSH, delta, &hakmem_totals.counters);
 }
 
-static void add_counters(struct hakmem_counters *sum, const struct hakmem_counters *c)
+/* Under totals_lock: the delta goes into the totals, then out through the probe, so the totals the
+ * probe hands over always include it and a consumer that starts from them misses and repeats nothing. */
+static void add_and_fire_locked(struct hakmem_counters *delta)
 {
-	uint64_t *to = (uint64_t *)sum;
-	const uint64_t *from = (const uint64_t *)c;
-	for (size_t i = 0; i < sizeof *c / sizeof(uint64_t); i++)
+	uint64_t *to = (uint64_t *)&hakmem_totals.counters;
+	const uint64_t *from = (const uint64_t *)delta;
+	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (size_t i = 0; i < sizeof *delta / sizeof(uint64_t); i++)
 		to[i] += from[i];
+	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELEASE);
+	if (HAK_PROBE_ENABLED(FLUSH))
+		fire_flush(delta);
 }
 
-/* Under totals_lock. Detached since the deltas were kept: nobody is left to hand them to. */
 static void flush_exited_locked(uint64_t now_ns)
 {
 	if (!exited_pending)
 		return;
-	if (HAK_PROBE_ENABLED(FLUSH))
-		fire_flush(&exited);
+	add_and_fire_locked(&exited);
 	memset(&exited, 0, sizeof exited);
 	exited_pending = false;
 	exited_flushed_ns = now_ns;
@@ -58,26 +64,32 @@ static void flush_exited_locked(uint64_t now_ns)
 
 void hak_stats_flush(struct hakmem_counters *c)
 {
-	if (HAK_PROBE_ENABLED(FLUSH))
-		fire_flush(c);
 	hak_lock(&totals_lock);
-	add_counters(&totals, c);
 	if (exited_pending)
 		flush_exited_locked(hak_now_ns());
+	add_and_fire_locked(c);
 	hak_unlock(&totals_lock);
 	memset(c, 0, sizeof *c);
 }
 
+/* While attached, exiting threads' deltas wait in `exited` and reach the totals when the batch goes
+ * out; unattached, straight into the totals. */
 void hak_stats_flush_exiting(struct hakmem_counters *c)
 {
 	hak_lock(&totals_lock);
-	add_counters(&totals, c);
 	if (HAK_PROBE_ENABLED(FLUSH)) {
-		add_counters(&exited, c);
+		uint64_t *to = (uint64_t *)&exited;
+		const uint64_t *from = (const uint64_t *)c;
+		for (size_t i = 0; i < sizeof *c / sizeof(uint64_t); i++)
+			to[i] += from[i];
 		exited_pending = true;
 		uint64_t now = hak_now_ns();
 		if (now - exited_flushed_ns >= EXITED_FLUSH_NS)
 			flush_exited_locked(now);
+	} else {
+		if (exited_pending) /* detached since: nobody is left to hand the batch to */
+			flush_exited_locked(hak_now_ns());
+		add_and_fire_locked(c);
 	}
 	hak_unlock(&totals_lock);
 	memset(c, 0, sizeof *c);
@@ -95,26 +107,32 @@ void hak_stats_maybe_flush(struct hak_tcache *tc)
 	hak_stats_flush(&tc->counters);
 }
 
-void hak_stats_ss_event(enum hak_ss_event ev, void *addr, size_t bytes)
+/* A memory syscall changes the layers by megabytes: its counts go out with the thread's next flush. */
+void hak_stats_flush_soon(void)
 {
-	atomic_fetch_add_explicit(&ss_events[ev], 1, memory_order_relaxed);
+	hak_tc.slow_since_flush = FLUSH_EVERY_SLOW_FREES;
+}
+
+void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes)
+{
+	hak_tc.counters.ss_events[ev]++;
 	switch (ev) {
-	case HAK_SS_MAP: if (HAK_PROBE_ENABLED(SS_MAP)) HAK_PROBE(SS_MAP, addr, bytes); break;
-	case HAK_SS_UNMAP: if (HAK_PROBE_ENABLED(SS_UNMAP)) HAK_PROBE(SS_UNMAP, addr, bytes); break;
-	case HAK_SS_LRU_PUT: if (HAK_PROBE_ENABLED(SS_LRU_PUT)) HAK_PROBE(SS_LRU_PUT, addr, bytes); break;
-	case HAK_SS_LRU_HIT: if (HAK_PROBE_ENABLED(SS_LRU_HIT)) HAK_PROBE(SS_LRU_HIT, addr, bytes); break;
-	case HAK_SS_LRU_EVICT: if (HAK_PROBE_ENABLED(SS_LRU_EVICT)) HAK_PROBE(SS_LRU_EVICT, addr, bytes); break;
-	case HAK_SS_MADVISE: if (HAK_PROBE_ENABLED(SS_MADVISE)) HAK_PROBE(SS_MADVISE, addr, bytes); break;
-	default: break;
+	case HAKMEM_SS_MAP: if (HAK_PROBE_ENABLED(SS_MAP)) HAK_PROBE(SS_MAP, addr, bytes); break;
+	case HAKMEM_SS_UNMAP: if (HAK_PROBE_ENABLED(SS_UNMAP)) HAK_PROBE(SS_UNMAP, addr, bytes); break;
+	case HAKMEM_SS_LRU_PUT: if (HAK_PROBE_ENABLED(SS_LRU_PUT)) HAK_PROBE(SS_LRU_PUT, addr, bytes); break;
+	case HAKMEM_SS_LRU_HIT: if (HAK_PROBE_ENABLED(SS_LRU_HIT)) HAK_PROBE(SS_LRU_HIT, addr, bytes); break;
+	case HAKMEM_SS_LRU_EVICT: if (HAK_PROBE_ENABLED(SS_LRU_EVICT)) HAK_PROBE(SS_LRU_EVICT, addr, bytes); break;
+	case HAKMEM_SS_MADVISE: if (HAK_PROBE_ENABLED(SS_MADVISE)) HAK_PROBE(SS_MADVISE, addr, bytes); break;
+	default: break; /* unpurge has no probe: ss_lru_hit and ss_lru_evict say where the entry went */
 	}
 }
 
-void hak_stats_large_event(enum hak_large_event ev, void *addr, size_t bytes)
+void hak_stats_large_event(enum hakmem_large_event ev, void *addr, size_t bytes)
 {
-	atomic_fetch_add_explicit(&large_events[ev], 1, memory_order_relaxed);
-	if (ev == HAK_LARGE_MAP && HAK_PROBE_ENABLED(LARGE_MAP))
+	hak_tc.counters.large_events[ev]++;
+	if (ev == HAKMEM_LARGE_MAP && HAK_PROBE_ENABLED(LARGE_MAP))
 		HAK_PROBE(LARGE_MAP, addr, bytes);
-	if (ev == HAK_LARGE_UNMAP && HAK_PROBE_ENABLED(LARGE_UNMAP))
+	if (ev == HAKMEM_LARGE_UNMAP && HAK_PROBE_ENABLED(LARGE_UNMAP))
 		HAK_PROBE(LARGE_UNMAP, addr, bytes);
 }
 
@@ -166,48 +184,80 @@ static void put_class_key(unsigned cls, int *first)
 static const char *const stage_names[] = {HAKMEM_STAGE_NAMES};
 static const char *const route_names[] = {HAKMEM_ROUTE_NAMES};
 static const char *const os_names[] = {HAKMEM_OS_CALL_NAMES};
-static const char *const ss_names[] = {"map", "unmap", "lru_put", "lru_hit", "lru_evict", "madvise"};
-static const char *const large_names[] = {"map", "unmap"};
+static const char *const ss_names[] = {HAKMEM_SS_EVENT_NAMES};
+static const char *const large_names[] = {HAKMEM_LARGE_EVENT_NAMES};
+static const char *const layer_names[] = {HAKMEM_LAYER_NAMES};
 
-static void put_named(const char *const *names, unsigned n, const __u64 *v)
+static void put_i64(int64_t v)
+{
+	if (v < 0) {
+		put("-");
+		v = -v;
+	}
+	put_u64((uint64_t)v);
+}
+
+static void put_named(const char *const *names, unsigned n, const int64_t *v)
 {
 	int first = 1;
 	put("{");
 	for (unsigned i = 0; i < n; i++) {
 		put_key(names[i], &first);
-		put_u64(v[i]);
+		put_i64(v[i]);
 	}
 	put("}");
 }
 
-static void put_events(const char *const *names, unsigned n, _Atomic uint64_t *ev)
+static void put_named_u64(const char *const *names, unsigned n, const __u64 *v)
 {
-	__u64 v[HAK_SS_NUM_EVENTS];
+	int64_t s[8];
+	_Static_assert(HAKMEM_NUM_SS_EVENTS <= 8 && HAKMEM_NUM_STAGES <= 8 && HAKMEM_NUM_LARGE_EVENTS <= 8, "s[]");
 	for (unsigned i = 0; i < n; i++)
-		v[i] = atomic_load(&ev[i]);
-	put_named(names, n, v);
+		s[i] = (int64_t)v[i];
+	put_named(names, n, s);
 }
+
+/* allocs, refill_objects, live_bytes: by class, nonzero ones only, then large */
+static void put_by_class(int64_t (*value)(const struct hakmem_counters *, unsigned), const struct hakmem_counters *t,
+			 bool with_large)
+{
+	int first = 1;
+	put("{");
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		int64_t v = value(t, c);
+		if (v) {
+			put_class_key(c, &first);
+			put_i64(v);
+		}
+	}
+	if (with_large && value(t, HAKMEM_SLOT_LARGE)) {
+		put_key(HAKMEM_SLOT_NAME_LARGE, &first);
+		put_i64(value(t, HAKMEM_SLOT_LARGE));
+	}
+	put("}");
+}
+
+static int64_t allocs_of(const struct hakmem_counters *t, unsigned slot) { return (int64_t)t->allocs[slot]; }
+static int64_t refill_objects_of(const struct hakmem_counters *t, unsigned c) { return (int64_t)t->refill_objects[c]; }
 
 static void render(int pid)
 {
-	const struct hakmem_counters *t = &totals;
+	const struct hakmem_counters *t = &hakmem_totals.counters;
 	int first;
 	out_len = 0;
-	put("{\"schema\": \"hakmem-stats/1\", \"pid\": ");
+	put("{\"schema\": \"hakmem-stats/2\", \"pid\": ");
 	put_u64(pid);
-	put(", \"version\": \"" HAKMEM_VERSION "\",\n \"allocs\": {");
-	first = 1;
+	put(", \"version\": \"" HAKMEM_VERSION "\",\n \"allocs\": ");
+	put_by_class(allocs_of, t, true);
+	int64_t routes[HAKMEM_NUM_ROUTES] = {0};
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-		if (t->allocs[c]) {
-			put_class_key(c, &first);
-			put_u64(t->allocs[c]);
-		}
-	if (t->allocs[HAKMEM_ALLOC_SLOT_LARGE]) {
-		put_key(HAKMEM_ALLOC_SLOT_NAME_LARGE, &first);
-		put_u64(t->allocs[HAKMEM_ALLOC_SLOT_LARGE]);
-	}
-	put("},\n \"frees\": ");
-	put_named(route_names, HAKMEM_NUM_ROUTES, t->frees);
+		routes[HAKMEM_ROUTE_TLS_SLL] += (int64_t)t->frees[c];
+	routes[HAKMEM_ROUTE_SS_LOCAL] = (int64_t)t->slab_frees[HAKMEM_SLAB_LOCAL];
+	routes[HAKMEM_ROUTE_SS_REMOTE] = (int64_t)t->slab_frees[HAKMEM_SLAB_REMOTE];
+	routes[HAKMEM_ROUTE_TLS_SLL] -= routes[HAKMEM_ROUTE_SS_LOCAL] + routes[HAKMEM_ROUTE_SS_REMOTE];
+	routes[HAKMEM_ROUTE_LARGE] = (int64_t)t->frees[HAKMEM_SLOT_LARGE];
+	put(",\n \"frees\": ");
+	put_named(route_names, HAKMEM_NUM_ROUTES, routes);
 	put(",\n \"refills\": {");
 	first = 1;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -216,20 +266,15 @@ static void render(int pid)
 			any |= t->refills[c][s];
 		if (any) {
 			put_class_key(c, &first);
-			put_named(stage_names, HAKMEM_NUM_STAGES, t->refills[c]);
+			put_named_u64(stage_names, HAKMEM_NUM_STAGES, t->refills[c]);
 		}
 	}
-	put("},\n \"refill_objects\": {");
-	first = 1;
-	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-		if (t->refill_objects[c]) {
-			put_class_key(c, &first);
-			put_u64(t->refill_objects[c]);
-		}
-	put("},\n \"superslab_events\": ");
-	put_events(ss_names, HAK_SS_NUM_EVENTS, ss_events);
+	put("},\n \"refill_objects\": ");
+	put_by_class(refill_objects_of, t, false);
+	put(",\n \"superslab_events\": ");
+	put_named_u64(ss_names, HAKMEM_NUM_SS_EVENTS, t->ss_events);
 	put(",\n \"large_events\": ");
-	put_events(large_names, HAK_LARGE_NUM_EVENTS, large_events);
+	put_named_u64(large_names, HAKMEM_NUM_LARGE_EVENTS, t->large_events);
 	put(",\n \"syscalls\": {");
 	first = 1;
 	for (unsigned i = 0; i < HAKMEM_NUM_OS_CALLS; i++) {
@@ -240,6 +285,27 @@ static void render(int pid)
 		put_u64(t->os_bytes[i]);
 		put("}");
 	}
+	int64_t allocated = hak_live_bytes(t, HAKMEM_SLOT_LARGE) + (int64_t)t->bytes[HAKMEM_B_LARGE_FREE];
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		allocated += (int64_t)t->allocs[c] * hak_class_size[c];
+	put("},\n \"bytes\": {\"requested\": ");
+	put_u64(t->bytes[HAKMEM_B_REQUESTED]);
+	put(", \"allocated\": ");
+	put_i64(allocated);
+	put("},\n \"live_bytes\": ");
+	put_by_class(hak_live_bytes, t, true);
+	int64_t ss[3], layers[HAKMEM_NUM_LAYERS];
+	hak_superslabs(t, &ss[0], &ss[1], &ss[2]);
+	put(",\n \"superslabs\": ");
+	static const char *const ss_states[] = {"live", "cached", "purged"};
+	put_named(ss_states, 3, ss);
+	hak_layers(t, layers);
+	put(",\n \"memory\": {\"mapped\": ");
+	put_i64(hak_mapped_bytes(t));
+	put(", \"resident_estimate\": ");
+	put_i64(hak_resident_estimate(t));
+	put(",\n  \"layers\": ");
+	put_named(layer_names, HAKMEM_NUM_LAYERS, layers);
 	put("}}\n");
 }
 
@@ -302,15 +368,9 @@ void hak_stats_fork_parent(void)
 	hak_unlock(&totals_lock);
 }
 
-/* The child counts from zero: its HAKMEM_STATS file holds its own operations only. */
+/* The child inherits the totals (and a pending batch of exited threads' counts): they describe the
+ * heap it inherits, so its gauges are right from its first flush. */
 void hak_stats_fork_child(void)
 {
 	hak_lock_reset(&totals_lock);
-	memset(&totals, 0, sizeof totals);
-	memset(&exited, 0, sizeof exited);
-	exited_pending = false;
-	for (unsigned i = 0; i < HAK_SS_NUM_EVENTS; i++)
-		atomic_store(&ss_events[i], 0);
-	for (unsigned i = 0; i < HAK_LARGE_NUM_EVENTS; i++)
-		atomic_store(&large_events[i], 0);
 }

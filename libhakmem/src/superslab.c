@@ -38,17 +38,51 @@ static void segmap_set(struct hak_superslab *ss, bool on)
 		atomic_fetch_and(&hak_segmap[i >> 6], ~bit);
 }
 
-/* Fresh or recycled, a SuperSlab starts with every page but the header's free. */
+/* Mark [from, to) of the SuperSlab as written, counting each 4 KiB page the first time: the
+ * allocator's resident estimate. Carving marks whole blocks, as the program will write them. */
+void hak_ss_touch(struct hak_superslab *ss, const char *from, const char *to)
+{
+	size_t first = (size_t)(from - (char *)ss) >> HAK_SUBPAGE_SHIFT;
+	size_t last = (size_t)(to - 1 - (char *)ss) >> HAK_SUBPAGE_SHIFT;
+	uint64_t fresh = 0;
+	for (size_t i = first; i <= last; i++) {
+		uint16_t bit = (uint16_t)1 << (i & 15);
+		if (!(ss->touched[i >> 4] & bit)) {
+			ss->touched[i >> 4] |= bit;
+			fresh++;
+		}
+	}
+	hak_tc.counters.bytes[HAKMEM_B_TOUCHED_IN] += fresh << HAK_SUBPAGE_SHIFT;
+}
+
+/* Forget the touched pages from page `first` on: they were purged or unmapped. */
+static void ss_untouch(struct hak_superslab *ss, unsigned first)
+{
+	uint64_t n = 0;
+	for (unsigned p = first; p < HAK_SS_PAGES; p++) {
+		n += __builtin_popcount(ss->touched[p]);
+		ss->touched[p] = 0;
+	}
+	hak_tc.counters.bytes[HAKMEM_B_TOUCHED_OUT] += n << HAK_SUBPAGE_SHIFT;
+}
+
+/* Fresh or recycled, a SuperSlab starts with every page but the header's free; which of its pages
+ * were ever written survives (they are still resident). */
 static void ss_reset(struct hak_superslab *ss)
 {
+	uint16_t touched[HAK_SS_PAGES];
+	memcpy(touched, ss->touched, sizeof touched);
 	memset(ss, 0, sizeof *ss);
+	memcpy(ss->touched, touched, sizeof touched);
 	ss->free_pages = ~0u;
+	hak_ss_touch(ss, (char *)ss, (char *)ss + sizeof *ss);
 }
 
 static void ss_unmap(struct hak_superslab *ss)
 {
 	segmap_set(ss, false);
-	hak_stats_ss_event(HAK_SS_UNMAP, ss, HAK_SS_SIZE);
+	ss_untouch(ss, 0);
+	hak_stats_ss_event(HAKMEM_SS_UNMAP, ss, HAK_SS_SIZE);
 	hak_os_unmap(ss, HAK_SS_SIZE);
 }
 
@@ -63,6 +97,8 @@ static void lru_unlink(struct hak_superslab *ss)
 	else
 		lru_tail = ss->prev;
 	lru_len--;
+	if (ss->purged)
+		hak_stats_ss_event(HAKMEM_SS_UNPURGE, ss, HAK_SS_SIZE);
 }
 
 /* Purge LRU entries idle past the delay, oldest first (they sit at the tail). Called under lru_lock,
@@ -73,7 +109,8 @@ static void lru_purge_idle(uint64_t now)
 		if (now - ss->idle_since_ns < hak_opt.ss_purge_delay_ns)
 			break;
 		ss->purged = 1;
-		hak_stats_ss_event(HAK_SS_MADVISE, ss, HAK_SS_SIZE - HAK_PAGE_SIZE);
+		ss_untouch(ss, 1);
+		hak_stats_ss_event(HAKMEM_SS_MADVISE, ss, HAK_SS_SIZE - HAK_PAGE_SIZE);
 		hak_os_purge((char *)ss + HAK_PAGE_SIZE, HAK_SS_SIZE - HAK_PAGE_SIZE);
 	}
 }
@@ -90,6 +127,7 @@ static struct hak_superslab *ss_map_fresh(void)
 			hak_unlock(&fresh_lock);
 			return NULL;
 		}
+		hak_tc.counters.bytes[HAKMEM_B_SS_RESERVED] += n * HAK_SS_SIZE;
 		if (hak_opt.thp)
 			hak_os_want_huge_pages(p, n * HAK_SS_SIZE);
 		fresh_next = p;
@@ -109,7 +147,7 @@ struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
 		ss = lru_head;
 		if (ss) {
 			lru_unlink(ss);
-			hak_stats_ss_event(HAK_SS_LRU_HIT, ss, HAK_SS_SIZE);
+			hak_stats_ss_event(HAKMEM_SS_LRU_HIT, ss, HAK_SS_SIZE);
 		}
 		hak_unlock(&lru_lock);
 	}
@@ -120,7 +158,7 @@ struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
 		if (!ss)
 			return NULL;
 		*stage = HAKMEM_STAGE_MAP;
-		hak_stats_ss_event(HAK_SS_MAP, ss, HAK_SS_SIZE);
+		hak_stats_ss_event(HAKMEM_SS_MAP, ss, HAK_SS_SIZE);
 		segmap_set(ss, true);
 	}
 	ss_reset(ss);
@@ -155,11 +193,11 @@ void hak_ss_retire(struct hak_superslab *ss)
 		lru_tail = ss;
 	lru_head = ss;
 	lru_len++;
-	hak_stats_ss_event(HAK_SS_LRU_PUT, ss, HAK_SS_SIZE);
+	hak_stats_ss_event(HAKMEM_SS_LRU_PUT, ss, HAK_SS_SIZE);
 	if (lru_len > hak_opt.ss_lru_size) {
 		evicted = lru_tail;
 		lru_unlink(evicted);
-		hak_stats_ss_event(HAK_SS_LRU_EVICT, evicted, HAK_SS_SIZE);
+		hak_stats_ss_event(HAKMEM_SS_LRU_EVICT, evicted, HAK_SS_SIZE);
 	}
 	lru_purge_idle(now);
 	hak_unlock(&lru_lock);
@@ -204,15 +242,10 @@ void hak_ss_fork_parent(void)
 	hak_unlock(&lru_lock);
 }
 
-/* Like the large-block cache: the child forgets the LRU's SuperSlabs instead of counting hits and
- * evictions of entries it never put there. */
+/* The child inherits the LRU and the rest of the batch with the parent's totals, which count them. */
 void hak_ss_fork_child(void)
 {
 	hak_lock_reset(&fresh_lock);
 	hak_lock_reset(&abandoned_lock);
 	hak_lock_reset(&lru_lock);
-	/* nor does it map SuperSlabs from its parent's batch: its own counts hold its own mmaps */
-	fresh_next = fresh_end = NULL;
-	lru_head = lru_tail = NULL;
-	lru_len = 0;
 }

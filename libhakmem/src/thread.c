@@ -31,9 +31,13 @@ static struct hak_heap *heap_alloc(void)
 {
 	if (!heap_pool) {
 		size_t bytes = HEAP_CHUNK_BYTES;
-		char *chunk = first_heap_chunk_used ? hak_os_map(bytes) : first_heap_chunk;
-		if (!chunk)
-			return NULL;
+		char *chunk = first_heap_chunk;
+		if (first_heap_chunk_used) {
+			chunk = hak_os_map(bytes);
+			if (!chunk)
+				return NULL;
+			hak_tc.counters.bytes[HAKMEM_B_METADATA] += bytes;
+		}
 		first_heap_chunk_used = true;
 		for (size_t off = 0; off + sizeof(struct hak_heap) <= bytes; off += sizeof(struct hak_heap)) {
 			struct hak_heap *h = (struct hak_heap *)(chunk + off);
@@ -96,12 +100,15 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 	struct hak_block *b = *link;
 	*link = NULL;
 	tc->count[cls] = tc->count[cls] < keep ? tc->count[cls] : keep;
+	uint64_t returned = 0;
 	while (b) {
 		struct hak_block *next = b->next;
 		struct hak_superslab *ss = hak_ss_of(b);
 		hak_slab_put_local(tc->heap, ss, hak_slab_of(ss, b), b);
+		returned++;
 		b = next;
 	}
+	hak_tc.counters.bytes[HAKMEM_B_CACHE_RETURNED] += returned * hak_class_size[cls];
 }
 
 /* Give every cached block back to its slab (they were counted as freed when they entered the cache). */
@@ -173,28 +180,22 @@ static void fork_parent(void)
 	hak_unlock(&heaps_lock);
 }
 
-/* Only the forking thread exists in the child: the other heaps' SuperSlabs become adoptable (the
- * blocks in those threads' caches are lost to the child, as those threads are). */
+/* Only the forking thread exists in the child, which inherits the parent's heap and its totals (as
+ * jemalloc's and tcmalloc's statistics do): the other threads are treated as having exited. Their
+ * memory is still here (static TLS included), so their caches go back to the slabs, their unflushed
+ * counts into the totals, and their SuperSlabs become adoptable; nothing is lost to the child. A
+ * thread caught by fork() in the middle of an operation on its own heap can leave one count off. */
 static void fork_child(void)
 {
 	hak_stats_fork_child();
 	hak_large_fork_child();
 	hak_ss_fork_child();
 	hak_lock_reset(&heaps_lock);
-	memset(&hak_tc.counters, 0, sizeof hak_tc.counters);
 	struct hak_heap *h = registry;
 	while (h) {
 		struct hak_heap *next = h->reg_next;
-		if (h->tc != &hak_tc) {
-			while (h->superslabs) {
-				struct hak_superslab *ss = h->superslabs;
-				h->superslabs = ss->next;
-				hak_ss_abandon(ss);
-			}
-			registry_remove(h);
-			h->pool_next = heap_pool;
-			heap_pool = h;
-		}
+		if (h->tc != &hak_tc)
+			hak_heap_teardown(h->tc);
 		h = next;
 	}
 }

@@ -23,6 +23,10 @@
 #define HAK_PAGE_SIZE ((size_t)1 << HAK_PAGE_SHIFT)
 #define HAK_SS_PAGES 32
 #define HAK_SS_HEADER 4096 /* bytes of page 0 taken by struct superslab */
+#define HAK_SUBPAGE_SHIFT 12 /* the kernel's pages: what the resident estimate counts in */
+_Static_assert(HAK_SS_SIZE == HAKMEM_SUPERSLAB_BYTES && HAK_SS_HEADER == HAKMEM_SUPERSLAB_HEADER_BYTES,
+	       "probes/hakmem_counters.h states the SuperSlab geometry the memory layers are computed with");
+_Static_assert(HAK_PAGE_SIZE >> HAK_SUBPAGE_SHIFT == 16, "touched[] keeps 16 kernel pages per page in a uint16_t");
 #define HAK_NUM_CLASSES HAKMEM_NUM_CLASSES
 #define HAK_MAX_SMALL HAKMEM_MAX_CLASS_SIZE
 
@@ -66,6 +70,7 @@ struct hak_superslab {
 	uint64_t idle_since_ns;			/* when it entered the LRU */
 	int purged;				/* its pages were given back with MADV_DONTNEED */
 	uint8_t page_slab[HAK_SS_PAGES];	/* page index -> index of the page starting its slab */
+	uint16_t touched[HAK_SS_PAGES];		/* bit i of page p: its i-th 4 KiB was written and not purged since */
 	struct hak_slab slabs[HAK_SS_PAGES];	/* indexed by a slab's first page */
 };
 _Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header outgrew its 4 KiB");

@@ -28,8 +28,9 @@ CLASS_SIZES = [int(x) for x in _header_list("HAKMEM_CLASS_SIZES").split(",")]
 STAGES = [x.strip().strip('"') for x in _header_list("HAKMEM_STAGE_NAMES").split(",")]
 ROUTES = [x.strip().strip('"') for x in _header_list("HAKMEM_ROUTE_NAMES").split(",")]
 OS_CALLS = [x.strip().strip('"') for x in _header_list("HAKMEM_OS_CALL_NAMES").split(",")]
-SS_EVENTS = ["map", "unmap", "lru_put", "lru_hit", "lru_evict", "madvise"]
-LARGE_EVENTS = ["map", "unmap"]
+SS_EVENTS = [x.strip().strip('"') for x in _header_list("HAKMEM_SS_EVENT_NAMES").split(",")]
+LARGE_EVENTS = [x.strip().strip('"') for x in _header_list("HAKMEM_LARGE_EVENT_NAMES").split(",")]
+LAYERS = [x.strip().strip('"') for x in _header_list("HAKMEM_LAYER_NAMES").split(",")]
 MAX_CLASS = CLASS_SIZES[-1]
 
 
@@ -155,13 +156,13 @@ def _is_count(v):
 def check_stats_schema(s, pid=None):
     """Every rule of libhakmem/STATS.md that can be checked on one file. Returns s."""
     assert isinstance(s, dict), f"stats is not a JSON object: {s!r}"
-    assert s.get("schema") == "hakmem-stats/1", f"schema key: {s.get('schema')!r}"
+    assert s.get("schema") == "hakmem-stats/2", f"schema key: {s.get('schema')!r}"
     assert isinstance(s.get("pid"), int) and s["pid"] > 0, f"pid: {s.get('pid')!r}"
     if pid is not None:
         assert s["pid"] == pid, f"stats pid {s['pid']} != process pid {pid}"
     assert isinstance(s.get("version"), str) and s["version"], f"version: {s.get('version')!r}"
     for key in ("allocs", "frees", "refills", "refill_objects", "superslab_events",
-                "large_events", "syscalls"):
+                "large_events", "syscalls", "bytes", "live_bytes", "superslabs", "memory"):
         assert isinstance(s.get(key), dict), f"{key!r} missing or not an object: {s.get(key)!r}"
     class_keys = {str(c) for c in CLASS_SIZES}
 
@@ -211,7 +212,34 @@ def check_stats_schema(s, pid=None):
     assert ev["unmap"] >= ev["lru_evict"], f"evictions are unmaps too: {ev}"
     le = s["large_events"]
     assert le["unmap"] <= le["map"], f"more large unmaps than maps: {le}"
+    assert s["superslabs"]["live"] == live and s["superslabs"]["cached"] == cached, s["superslabs"]
+    assert 0 <= s["superslabs"]["purged"] <= cached, s["superslabs"]
+    check_memory(s)
     return s
+
+
+def check_memory(s):
+    """Byte accounting (STATS.md): live bytes by class are whole blocks, and at exit every layer is
+    a size and the layers add up to what the allocator's own syscalls left mapped."""
+    for k, v in s["live_bytes"].items():
+        assert k in {str(c) for c in CLASS_SIZES} or k == "large", f"live_bytes has unknown key {k!r}"
+        assert isinstance(v, int) and v != 0, f"live_bytes[{k!r}] = {v!r}: classes are listed only when nonzero"
+        assert v > 0, f"live_bytes[{k!r}] = {v}: more freed than handed out"
+        if k != "large":
+            assert v % int(k) == 0, f"live_bytes[{k!r}] = {v} is not whole blocks"
+    b = s["bytes"]
+    assert _is_count(b["requested"]) and _is_count(b["allocated"]), b
+    assert b["requested"] <= b["allocated"], f"handed out less than asked for: {b}"
+    m = s["memory"]
+    assert set(m["layers"]) == set(LAYERS), f"layers {sorted(m['layers'])} != {sorted(LAYERS)}"
+    negative = {k: v for k, v in m["layers"].items() if v < 0}
+    assert not negative, f"negative layers at exit: {negative}"
+    sc = s["syscalls"]
+    assert m["mapped"] == sc["mmap"]["bytes"] - sc["munmap"]["bytes"], m
+    assert sum(m["layers"].values()) == m["mapped"], \
+        f"layers add up to {sum(m['layers'].values())}, mapped is {m['mapped']}: {m['layers']}"
+    assert m["layers"]["live"] == sum(s["live_bytes"].values()), (m["layers"]["live"], s["live_bytes"])
+    assert 0 <= m["resident_estimate"] <= m["mapped"], m
 
 
 def check_syscalls_plausible(s):

@@ -1,0 +1,74 @@
+"""Byte accounting (libhakmem/STATS.md, DESIGN.md "The memory layers"): a known live set gives exactly
+its live bytes per class and its requested bytes, freeing it brings them back, and the allocator's
+resident estimate agrees with the kernel's count for the SuperSlabs' mappings (/proc/PID/smaps).
+
+The program (programs/alloc_live.c) runs with K units and with K + 1: what the C library allocates
+for itself is the same in both, so the difference is exactly one unit."""
+
+import subprocess
+
+from hakmem_testlib import check_stats_schema, load_stats
+from live_set import LIVE_PER_UNIT, REQUESTED_PER_UNIT
+
+SUPERSLAB_HINT = 0x200000000000  # libhakmem/src/os.c maps SuperSlabs from here up
+
+
+def stats(hak, prog, tmp_path, mode, k):
+    path = tmp_path / f"{mode}-{k}.json"
+    hak.run([prog("alloc_live"), mode, k], stats=path, timeout=60)
+    return check_stats_schema(load_stats(path))
+
+
+def test_known_live_set_is_exact(hak, prog, tmp_path):
+    one, two = stats(hak, prog, tmp_path, "hold", 1), stats(hak, prog, tmp_path, "hold", 2)
+    delta = {c: two["live_bytes"].get(c, 0) - one["live_bytes"].get(c, 0)
+             for c in set(one["live_bytes"]) | set(two["live_bytes"])}
+    assert {c: n for c, n in delta.items() if n} == LIVE_PER_UNIT, (one["live_bytes"], two["live_bytes"])
+    assert two["bytes"]["requested"] - one["bytes"]["requested"] == REQUESTED_PER_UNIT, (one["bytes"], two["bytes"])
+    assert two["memory"]["layers"]["live"] - one["memory"]["layers"]["live"] == sum(LIVE_PER_UNIT.values())
+
+
+def test_freeing_the_set_leaves_nothing_of_it_live(hak, prog, tmp_path):
+    one, two = stats(hak, prog, tmp_path, "free", 1), stats(hak, prog, tmp_path, "free", 2)
+    assert one["live_bytes"] == two["live_bytes"], "what stays live must not depend on the set's size"
+    assert not set(one["live_bytes"]) & set(LIVE_PER_UNIT), one["live_bytes"]
+    assert two["bytes"]["requested"] - one["bytes"]["requested"] == REQUESTED_PER_UNIT
+    # the freed large blocks are in the large-block cache (8 slots), not live
+    assert one["memory"]["layers"]["large_cache"] == LIVE_PER_UNIT["large"]
+
+
+def smaps_rss_from(pid, start):
+    """Rss in bytes of the mappings of `pid` that begin at or above `start`, below the stack and libraries."""
+    rss, inside = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo = int(head.split("-")[0], 16)
+                inside = start <= lo < 0x7f0000000000
+            elif inside and head == "Rss:":
+                rss += int(line.split()[1]) * 1024
+    return rss
+
+
+def test_resident_estimate_agrees_with_smaps(hak, prog, tmp_path):
+    """8 units (~11 MiB of small blocks, every block written whole), held while /proc/PID/smaps is read; the estimate
+    less what it counts outside the SuperSlabs (large mappings, metadata mappings) is within 5% of the
+    SuperSlab mappings' Rss."""
+    path = tmp_path / "held.json"
+    proc = subprocess.Popen([str(prog("alloc_live")), "hold", "8", "wait"], env=hak.env(stats=path),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        kernel = smaps_rss_from(proc.pid, SUPERSLAB_HINT)
+        proc.communicate("go\n", timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    s = check_stats_schema(load_stats(path))
+    layers = s["memory"]["layers"]
+    outside = layers["large_cache"] + s["live_bytes"]["large"] + layers["metadata"] - 4096 * s["superslabs"]["live"]
+    estimate = s["memory"]["resident_estimate"] - outside
+    assert kernel > 8 << 20, f"the set should make the SuperSlabs hold > 8 MiB, smaps says {kernel}"
+    print(f"resident estimate {estimate}, smaps {kernel}")
+    assert abs(estimate - kernel) <= 0.05 * kernel, f"estimate {estimate} vs smaps Rss {kernel} of the SuperSlabs"
