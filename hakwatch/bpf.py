@@ -15,13 +15,16 @@ from functools import partial
 from pathlib import Path
 
 from hakwatch.errors import HakwatchError
-from hakwatch.layout import PROBES_DIR, counters_ctype
+from hakwatch.layout import PROBES_DIR, totals_ctype
+from hakwatch.library import read_totals
 from hakwatch.usdt import argument_expressions, read_probes
 
 BPF_SOURCE = PROBES_DIR / "hakwatch.bpf.c"
-HAKMEM_PROBES = ("init", "flush", "ss_map", "ss_unmap", "ss_lru_put", "ss_lru_hit", "ss_lru_evict",
-                 "ss_madvise", "large_map", "large_unmap")
-ARG_COUNTS = {"init": 2, "flush": 1, "refill": 4}
+# The allocator's counts, SuperSlab and large-block events included, all come through `flush`; the
+# per-event probes are there for bpftrace and for stacks.
+HAKMEM_PROBES = ("init", "flush")
+ARG_COUNTS = {"init": 2, "flush": 2, "refill": 4}
+BPF_NOEXIST = 1
 
 # libbcc's bpf_attach_uprobe takes a 7th argument, ref_ctr_offset, that bcc's Python wrapper does not
 # declare; a handle of our own keeps bcc's declaration untouched for bcc's own callers.
@@ -61,6 +64,10 @@ class Probes:
                 if n > 1:  # each probe has one BPF function, made for one site's argument registers
                     raise HakwatchError(f"{lib}: probe hakmem:{name} has {n} sites; hakwatch attaches "
                                         "libhakmem's probes at exactly one site each")
+            flush = found.get("flush")
+            if flush is not None and len(flush.arguments.split()) != ARG_COUNTS["flush"]:
+                raise HakwatchError(f"{lib} is a libhakmem older than this hakwatch (its flush probe hands "
+                                    "over no totals): rebuild it with `make -C libhakmem`")
             missing = [n for n in HAKMEM_PROBES if n not in found]
             if missing:
                 raise HakwatchError(f"{lib} is not libhakmem: no hakmem USDT probe "
@@ -103,9 +110,25 @@ class Probes:
         t.comm = comm.encode()[:15]
         targets[ct.c_uint32(pid)] = t
 
+    def watch_running(self, pid: int, comm: str):
+        """Watch a process that is already running (attach --pid, --lib, top, snapshot): its entry
+        starts from the totals in its memory, read after the probes are attached (DESIGN.md)."""
+        self.add_target(pid, comm)
+        totals = read_totals(self.lib, pid)
+        if totals is not None:
+            self.seed(pid, totals)
+
+    def seed(self, pid: int, totals) -> bool:
+        """Start a process's entry from totals read out of its memory, unless a flush got there
+        first (then the flush's own totals are newer). True if the seed went in."""
+        from bcc.libbcc import lib  # bcc's table API has no flags for an update
+
+        key = ct.c_uint32(pid)
+        return lib.bpf_update_elem(self.table("counters").map_fd, ct.byref(key), ct.byref(totals), BPF_NOEXIST) == 0
+
     def table(self, name: str):
         if name == "counters":
-            return self.bpf.get_table("counters", keytype=ct.c_uint32, leaftype=counters_ctype())
+            return self.bpf.get_table("counters", keytype=ct.c_uint32, leaftype=totals_ctype())
         return self.bpf[name]
 
     def close(self):

@@ -89,7 +89,8 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
     """Attach to running processes and serve /metrics.
 
     With --pid, runs until every watched process has exited (and --retention has passed); with --lib,
-    until stopped. Counters flushed before attaching are not seen.
+    until stopped. The allocator's counters and memory gauges are the process's whole life from the
+    first scrape (read from its memory at attach); syscalls and page faults count from the attach.
 
     \b
     Examples:
@@ -117,15 +118,15 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
             raise HakwatchError("those processes map different libhakmem files: run one hakwatch per library")
         lib_path = next(iter(libs.values()))
         probes, reader, server = _watch(lib_path, listen, retention, max_targets, detail, user)
-        for pid in ids:
-            probes.add_target(pid, comm_of(pid))
+        running = ids
     else:
         if not os.path.isfile(lib):
             raise HakwatchError(f"{lib}: no such file")
         probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True)
-        for pid in processes_mapping(lib):
-            probes.add_target(pid, comm_of(pid))
+        running = processes_mapping(lib)
     try:
+        for pid in running:
+            probes.watch_running(pid, comm_of(pid))
         from hakwatch.server import drop_privileges
         drop_privileges(user)
         server.start()
@@ -168,6 +169,7 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
       sudo HAKMEM_STATS=/tmp/own.json hakwatch run --summary /tmp/seen.json -- ./batch
     """
     from hakwatch import stats
+    from hakwatch.library import library_version
     from hakwatch.server import drop_privileges
     from hakwatch.targets import DEFAULT_LIBRARY
 
@@ -217,9 +219,9 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
             time.sleep(0.1)
         if summary:
             t = reader.read().get(child)
-            if t is None:
+            if t is None or t.memory is None:
                 raise HakwatchError(f"{command[0]} ended before hakwatch saw it (no summary written)")
-            stats.write(summary, t)
+            stats.write(summary, t, library_version(lib))
         return_code = os.waitstatus_to_exitcode(status)
     finally:
         server.stop()

@@ -7,8 +7,9 @@ import time
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from hakwatch import __version__, metrics as m
-from hakwatch.layout import SYSCALLS
-from hakwatch.reader import HIST_SLOTS, Reader
+from hakwatch.layout import load
+from hakwatch.library import library_version
+from hakwatch.reader import Reader
 
 
 # Buckets exported: 512 ns .. ~1 s. The kernel keeps all 40 log2 slots; faster calls fall in the first
@@ -20,7 +21,7 @@ FIRST_SLOT, LAST_SLOT = 8, 29
 def _buckets(hist: list[int], sum_ns: int):
     """Log2 histogram of nanoseconds -> cumulative (le seconds, count) buckets, +Inf last."""
     out, acc = [], 0
-    for i in range(HIST_SLOTS):
+    for i in range(len(hist)):
         acc += hist[i]
         if FIRST_SLOT <= i <= LAST_SLOT:
             out.append((repr(2.0 ** (i + 1) / 1e9), acc))
@@ -32,6 +33,7 @@ class HakwatchCollector:
     def __init__(self, reader: Reader, library: str | None):
         self.reader = reader
         self.library = library or ""
+        self.library_version = library_version(library) if library else ""
         try:
             import bcc
             bcc_version = getattr(bcc, "__version__", "unknown")
@@ -58,11 +60,30 @@ class HakwatchCollector:
         sc_bytes = CounterMetricFamily(m.SYSCALL_BYTES, "Bytes covered by those syscalls (length argument; 0 for brk)", labels=L + ["syscall"])
         sc_dur = HistogramMetricFamily(m.SYSCALL_DURATION, "Time from syscall entry to exit", labels=L + ["syscall"])
         faults = CounterMetricFamily(m.PAGE_FAULTS, "Page faults taken in user mode", labels=L)
-        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process", labels=L + ["library", "version"])
+        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process, and the libhakmem it maps", labels=L + ["library", "version"])
+        requested = CounterMetricFamily(m.REQUESTED_BYTES, "Bytes the program asked for (malloc's argument)", labels=L)
+        allocated = CounterMetricFamily(m.ALLOCATED_BYTES, "Bytes handed out: class sizes, large blocks' mappings", labels=L)
+        live = GaugeMetricFamily(m.LIVE_BYTES, "Bytes handed out and not freed, by size class or large (classes with live blocks only)", labels=L + ["class"])
+        layers = GaugeMetricFamily(m.MEMORY_BYTES, "Where the allocator's mapped bytes are; the layers add up to hakmem_mapped_bytes", labels=L + ["layer"])
+        mapped = GaugeMetricFamily(m.MAPPED_BYTES, "Bytes the allocator has mapped (its own mmap less munmap)", labels=L)
+        resident_est = GaugeMetricFamily(m.RESIDENT_ESTIMATE, "The allocator's estimate of its resident bytes (pages written and not purged)", labels=L)
+        rss = GaugeMetricFamily(m.PROCESS_RESIDENT, "The process's resident bytes by kind, from /proc/PID/status", labels=L + ["kind"])
         refill_dur = HistogramMetricFamily(m.REFILL_DURATION, "Refill duration (--detail refill only)", labels=L + ["class", "stage"])
         for pid, t in sorted(targets.items()):
             lv = [str(pid), t.comm]
-            info.add_metric(lv + [self.library, __version__], 1)
+            info.add_metric(lv + [self.library, self.library_version], 1)
+            if t.memory is not None:
+                mem = t.memory
+                requested.add_metric(lv, mem.requested)
+                allocated.add_metric(lv, mem.allocated)
+                for cls, n in mem.live_bytes.items():
+                    live.add_metric(lv + [cls], n)
+                for layer, n in mem.layers.items():
+                    layers.add_metric(lv + [layer], n)
+                mapped.add_metric(lv, mem.mapped)
+                resident_est.add_metric(lv, mem.resident_estimate)
+            for kind, n in (t.resident or {}).items():
+                rss.add_metric(lv + [kind], n)
             for cls, n in t.allocs.items():
                 allocs.add_metric(lv + [cls], n)
             for route, n in t.frees.items():
@@ -79,7 +100,7 @@ class HakwatchCollector:
                 ss.add_metric(lv + [state], n)
             for ev, n in t.large_events.items():
                 large.add_metric(lv + [ev], n)
-            for name in SYSCALLS:
+            for name in load().syscalls:
                 s = t.syscalls.get(name)
                 sc.add_metric(lv + [name], s.calls if s else 0)
                 sc_bytes.add_metric(lv + [name], s.bytes if s else 0)
@@ -87,13 +108,17 @@ class HakwatchCollector:
                     buckets, total = _buckets(s.hist, s.sum_ns)
                     sc_dur.add_metric(lv + [name], buckets, total)
             faults.add_metric(lv, t.page_faults)
-            by_cs: dict[tuple[int, str], list[int]] = {}
-            for (size, stage, slot), n in t.refill_latency.items():
-                by_cs.setdefault((size, stage), [0] * HIST_SLOTS)[min(slot, HIST_SLOTS - 1)] += n
-            for (size, stage), hist in by_cs.items():
-                buckets, _ = _buckets(hist, 0)
-                refill_dur.add_metric(lv + [str(size), stage], buckets, 0)
-        yield from (allocs, frees, refills, objects, ss_ev, ss, large, sc, sc_bytes, sc_dur, faults, info)
+            by_cs: dict[tuple[int, str], tuple[list[int], list[int]]] = {}
+            slots = load().hist_slots
+            for (size, stage, slot), (n, ns) in t.refill_latency.items():
+                hist, total = by_cs.setdefault((size, stage), ([0] * slots, [0]))
+                hist[min(slot, slots - 1)] += n
+                total[0] += ns
+            for (size, stage), (hist, total) in by_cs.items():
+                buckets, seconds = _buckets(hist, total[0])
+                refill_dur.add_metric(lv + [str(size), stage], buckets, seconds)
+        yield from (allocs, frees, refills, objects, ss_ev, ss, large, sc, sc_bytes, sc_dur, faults, info,
+                    requested, allocated, live, layers, mapped, resident_est, rss)
         if any(t.refill_latency for t in targets.values()):
             yield refill_dur
         yield GaugeMetricFamily(m.TARGETS, "Processes watched now (exited ones until --retention ends)", value=len(targets))

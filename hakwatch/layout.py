@@ -1,67 +1,126 @@
-"""The counters layout, read from probes/hakmem_counters.h (the header libhakmem and the BPF program
-compile), so that class sizes and the names of stages, routes and syscalls exist in one place."""
+"""The contract's facts, read from the C headers that libhakmem and the BPF program compile
+(probes/hakmem_counters.h, probes/hakwatch_maps.h), so that each exists in one place: class sizes,
+the names of stages, routes, syscalls, events, byte counts and memory layers, the SuperSlab
+geometry, and the fields of struct hakmem_counters, from which the ctypes mirror is built."""
 
+import ast
+import ctypes as ct
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
-HEADER = PROBES_DIR / "hakmem_counters.h"
-
-SS_EVENTS = ("map", "unmap", "lru_put", "lru_hit", "lru_evict", "madvise")  # order of struct events
-LARGE_EVENTS = ("map", "unmap")
-SYSCALLS = ("mmap", "munmap", "madvise", "mremap", "brk", "mincore")  # index = sc_key.nr in the BPF program
+COUNTERS_H = PROBES_DIR / "hakmem_counters.h"
+MAPS_H = PROBES_DIR / "hakwatch_maps.h"
 
 
 @dataclass(frozen=True)
 class Layout:
+    version: int
     class_sizes: tuple[int, ...]
     stages: tuple[str, ...]
     routes: tuple[str, ...]
     os_calls: tuple[str, ...]
-    version: int
+    ss_events: tuple[str, ...]
+    large_events: tuple[str, ...]
+    byte_counts: tuple[str, ...]     # index names of counters.bytes[]
+    layers: tuple[str, ...]
+    superslab_bytes: int
+    superslab_header_bytes: int
+    syscalls: tuple[str, ...]        # index = sc_key.nr in the BPF program
+    hist_slots: int
+    fields: tuple[tuple[str, tuple[int, ...]], ...]  # struct hakmem_counters: (name, dimensions)
 
 
-def _define(text: str, name: str) -> str:
+def _strip_comments(text: str) -> str:
+    return re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+
+
+def _define(text: str, name: str, where: Path) -> str:
     m = re.search(rf"^#define {name} (.+)$", text, re.M)
     if not m:
-        raise ValueError(f"{HEADER}: no #define {name}")
+        raise ValueError(f"{where}: no #define {name}")
     return m.group(1).strip()
 
 
-def _names(text: str, name: str) -> tuple[str, ...]:
-    return tuple(x.strip().strip('"') for x in _define(text, name).split(","))
+def _names(text: str, name: str, where: Path) -> tuple[str, ...]:
+    return tuple(x.strip().strip('"') for x in _define(text, name, where).split(","))
+
+
+def _enumerators(text: str) -> dict[str, int]:
+    """Every enumerator of every enum, by its index (the headers assign no explicit values)."""
+    values = {}
+    for body in re.findall(r"enum \w+ \{(.*?)\};", _strip_comments(text), re.S):
+        for i, name in enumerate(n.strip() for n in body.split(",") if n.strip()):
+            values[name] = i
+    return values
+
+
+def _evaluate(expr: str, symbols: dict[str, int]) -> int:
+    """An array dimension: numbers, known symbols, + and -."""
+    spelled = re.sub(r"[A-Za-z_]\w*", lambda m: str(symbols[m.group(0)]), expr)
+    tree = ast.parse(spelled, mode="eval")
+    if not all(isinstance(n, (ast.Expression, ast.BinOp, ast.Add, ast.Sub, ast.Constant)) for n in ast.walk(tree)):
+        raise ValueError(f"unsupported array dimension {expr!r}")
+    return eval(compile(tree, "<dimension>", "eval"))  # only literals and +/- remain
+
+
+def _fields(text: str, symbols: dict[str, int]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    m = re.search(r"struct hakmem_counters \{(.*?)\};", _strip_comments(text), re.S)
+    if not m:
+        raise ValueError(f"{COUNTERS_H}: no struct hakmem_counters")
+    fields = []
+    for line in m.group(1).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        f = re.fullmatch(r"__u64 (\w+)((?:\[[^\]]+\])*);", line)
+        if not f:
+            raise ValueError(f"{COUNTERS_H}: cannot read the field {line!r} (one __u64 field a line)")
+        dims = tuple(_evaluate(d, symbols) for d in re.findall(r"\[([^\]]+)\]", f.group(2)))
+        fields.append((f.group(1), dims))
+    return tuple(fields)
 
 
 @lru_cache(maxsize=None)
-def load(header: Path = HEADER) -> Layout:
-    text = header.read_text()
+def load(counters_h: Path = COUNTERS_H, maps_h: Path = MAPS_H) -> Layout:
+    text, maps = counters_h.read_text(), maps_h.read_text()
+    symbols = _enumerators(text)
+    symbols["HAKMEM_NUM_CLASSES"] = int(_define(text, "HAKMEM_NUM_CLASSES", counters_h))
     return Layout(
-        class_sizes=tuple(int(x) for x in _define(text, "HAKMEM_CLASS_SIZES").split(",")),
-        stages=_names(text, "HAKMEM_STAGE_NAMES"),
-        routes=_names(text, "HAKMEM_ROUTE_NAMES"),
-        os_calls=_names(text, "HAKMEM_OS_CALL_NAMES"),
-        version=int(_define(text, "HAKMEM_COUNTERS_VERSION")),
+        version=int(_define(text, "HAKMEM_COUNTERS_VERSION", counters_h)),
+        class_sizes=tuple(int(x) for x in _define(text, "HAKMEM_CLASS_SIZES", counters_h).split(",")),
+        stages=_names(text, "HAKMEM_STAGE_NAMES", counters_h),
+        routes=_names(text, "HAKMEM_ROUTE_NAMES", counters_h),
+        os_calls=_names(text, "HAKMEM_OS_CALL_NAMES", counters_h),
+        ss_events=_names(text, "HAKMEM_SS_EVENT_NAMES", counters_h),
+        large_events=_names(text, "HAKMEM_LARGE_EVENT_NAMES", counters_h),
+        byte_counts=_names(text, "HAKMEM_BYTES_NAMES", counters_h),
+        layers=_names(text, "HAKMEM_LAYER_NAMES", counters_h),
+        superslab_bytes=int(_define(text, "HAKMEM_SUPERSLAB_BYTES", counters_h)),
+        superslab_header_bytes=int(_define(text, "HAKMEM_SUPERSLAB_HEADER_BYTES", counters_h)),
+        syscalls=_names(maps, "HAKWATCH_SYSCALL_NAMES", maps_h),
+        hist_slots=int(_define(maps, "HAKWATCH_HIST_SLOTS", maps_h)),
+        fields=_fields(text, symbols),
     )
 
 
+@lru_cache(maxsize=None)
 def counters_ctype(layout: Layout | None = None):
-    """struct hakmem_counters as ctypes (bcc's own type for it drops the second dimension of the
-    two-dimensional `refills` array, and a too-small buffer corrupts memory)."""
-    import ctypes as ct
-
+    """struct hakmem_counters as ctypes, from the header's fields (bcc's own type for it drops the
+    second dimension of two-dimensional arrays, and a too-small buffer corrupts memory)."""
     lay = layout or load()
-    nc, u64 = len(lay.class_sizes), ct.c_uint64
+    fields = []
+    for name, dims in lay.fields:
+        t = ct.c_uint64
+        for d in reversed(dims):
+            t = t * d
+        fields.append((name, t))
+    return type("Counters", (ct.Structure,), {"_fields_": fields})
 
-    class Counters(ct.Structure):
-        _fields_ = [
-            ("allocs", u64 * (nc + 1)),
-            ("frees", u64 * len(lay.routes)),
-            ("refills", (u64 * len(lay.stages)) * nc),
-            ("refill_objects", u64 * nc),
-            ("os_calls", u64 * len(lay.os_calls)),
-            ("os_bytes", u64 * len(lay.os_calls)),
-        ]
 
-    return Counters
+@lru_cache(maxsize=None)
+def totals_ctype(layout: Layout | None = None):
+    """struct hakmem_totals: the seq of the last flush included, then the counters."""
+    return type("Totals", (ct.Structure,), {"_fields_": [("seq", ct.c_uint64), ("counters", counters_ctype(layout))]})

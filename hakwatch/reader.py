@@ -1,14 +1,18 @@
-"""Read the BPF maps into plain per-process totals, and expire targets that exited long enough ago.
+"""Read the BPF maps into plain per-process totals and gauges, and expire targets that exited long
+enough ago.
 
-One `read()` walks every map once; the collector, `run --summary`, `snapshot` and `top` all use it.
+One `read()` walks every map once (and reads each live target's /proc/PID/status); the collector,
+`run --summary`, `snapshot` and `top` all use it.
 """
 
 import time
 from dataclasses import dataclass, field
 
-from hakwatch.layout import LARGE_EVENTS, SS_EVENTS, SYSCALLS, load
+from hakwatch.layers import Memory, memory, routes
+from hakwatch.layout import load
+from hakwatch.procfs import resident_memory
 
-HIST_SLOTS = 40
+READ_ATTEMPTS = 4
 
 
 @dataclass
@@ -16,7 +20,7 @@ class SyscallTotals:
     calls: int = 0
     bytes: int = 0
     sum_ns: int = 0
-    hist: list[int] = field(default_factory=lambda: [0] * HIST_SLOTS)  # hist[i]: 2^i <= ns < 2^(i+1)
+    hist: list[int] = field(default_factory=lambda: [0] * load().hist_slots)  # hist[i]: 2^i <= ns < 2^(i+1)
 
 
 @dataclass
@@ -29,21 +33,20 @@ class Target:
     refills: dict[int, dict[str, int]] = field(default_factory=dict)  # class size -> stage -> refills
     refill_objects: dict[int, int] = field(default_factory=dict)
     os_calls: dict[str, tuple[int, int]] = field(default_factory=dict)  # allocator's own: calls, bytes
-    superslab_events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SS_EVENTS, 0))
-    large_events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LARGE_EVENTS, 0))
+    superslab_events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(load().ss_events, 0))
+    large_events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(load().large_events, 0))
+    memory: Memory | None = None    # None until the process's first flush (or a seed) is seen
     syscalls: dict[str, SyscallTotals] = field(default_factory=dict)
     page_faults: int = 0
-    refill_latency: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    refill_latency: dict[tuple[int, str, int], tuple[int, int]] = field(default_factory=dict)  # -> count, sum_ns
+    resident: dict[str, int] | None = None  # the kernel's RSS by kind (/proc/PID/status), live processes only
 
     @property
     def total_allocs(self) -> int:
         return sum(self.allocs.values())
 
     def superslabs(self) -> dict[str, int]:
-        e = self.superslab_events
-        cached = e["lru_put"] - e["lru_hit"] - e["lru_evict"]
-        live = e["map"] + e["lru_hit"] - e["lru_put"] - (e["unmap"] - e["lru_evict"])
-        return {"live": live, "cached": cached}
+        return self.memory.superslabs if self.memory else {"live": 0, "cached": 0, "purged": 0}
 
 
 def _comm(raw) -> str:
@@ -66,31 +69,25 @@ class Reader:
             out[k.value] = Target(pid=k.value, comm=_comm(v.comm), exited_ns=v.exited_ns,
                                   frees=dict.fromkeys(lay.routes, 0),
                                   os_calls={n: (0, 0) for n in lay.os_calls})
-        for k, c in self.probes.table("counters").items():
+        counters = self.probes.table("counters")
+        for k, totals in counters.items():
             t = out.get(k.value)
             if t is None:
                 continue
-            for i, size in enumerate(lay.class_sizes):
-                if c.allocs[i]:
-                    t.allocs[str(size)] = c.allocs[i]
-                row = list(c.refills[i])
-                if any(row):
-                    t.refills[size] = dict(zip(lay.stages, row))
-                if c.refill_objects[i]:
-                    t.refill_objects[size] = c.refill_objects[i]
-            if c.allocs[len(lay.class_sizes)]:
-                t.allocs["large"] = c.allocs[len(lay.class_sizes)]
-            t.frees = dict(zip(lay.routes, list(c.frees)))
-            t.os_calls = {n: (c.os_calls[i], c.os_bytes[i]) for i, n in enumerate(lay.os_calls)}
-        for k, e in self.probes.table("events").items():
-            t = out.get(k.value)
-            if t is not None:
-                t.superslab_events = dict(zip(SS_EVENTS, list(e.ss)))
-                t.large_events = dict(zip(LARGE_EVENTS, list(e.large)))
+            # A read can race a flush being added (field by field, in BPF): the layers then do not
+            # add up to the mapped bytes, which no complete set of flushes breaks. Read it again.
+            for _ in range(READ_ATTEMPTS):
+                self._fill(t, totals.counters)
+                if sum(t.memory.layers.values()) == t.memory.mapped:
+                    break
+                try:
+                    totals = counters[k]
+                except KeyError:  # deleted meanwhile (exec, expiry)
+                    break
         for k, v in self.probes.table("syscalls").items():
             t = out.get(k.pid)
-            if t is not None and k.nr < len(SYSCALLS):
-                t.syscalls[SYSCALLS[k.nr]] = SyscallTotals(v.calls, v.bytes, v.sum_ns, list(v.hist))
+            if t is not None and k.nr < len(lay.syscalls):
+                t.syscalls[lay.syscalls[k.nr]] = SyscallTotals(v.calls, v.bytes, v.sum_ns, list(v.hist))
         for k, v in self.probes.table("faults").items():
             t = out.get(k.value)
             if t is not None:
@@ -98,8 +95,30 @@ class Reader:
         for k, v in self.probes.table("refill_ns").items():
             t = out.get(k.pid)
             if t is not None:
-                t.refill_latency[(k.class_size, lay.stages[k.stage] if k.stage < len(lay.stages) else str(k.stage), k.slot)] = v.value
+                stage = lay.stages[k.stage] if k.stage < len(lay.stages) else str(k.stage)
+                t.refill_latency[(k.class_size, stage, k.slot)] = (v.count, v.sum_ns)
+        for t in out.values():
+            if not t.exited_ns:
+                t.resident = resident_memory(t.pid)
         return out
+
+    def _fill(self, t: Target, c):
+        lay = self.layout
+        for i, size in enumerate(lay.class_sizes):
+            if c.allocs[i]:
+                t.allocs[str(size)] = c.allocs[i]
+            row = list(c.refills[i])
+            if any(row):
+                t.refills[size] = dict(zip(lay.stages, row))
+            if c.refill_objects[i]:
+                t.refill_objects[size] = c.refill_objects[i]
+        if c.allocs[len(lay.class_sizes)]:
+            t.allocs["large"] = c.allocs[len(lay.class_sizes)]
+        t.frees = routes(lay, c)
+        t.os_calls = {n: (c.os_calls[i], c.os_bytes[i]) for i, n in enumerate(lay.os_calls)}
+        t.superslab_events = dict(zip(lay.ss_events, list(c.ss_events)))
+        t.large_events = dict(zip(lay.large_events, list(c.large_events)))
+        t.memory = memory(lay, c)
 
     def expire(self, now_ns: int | None = None) -> list[int]:
         """Forget targets that exited more than --retention ago: their map entries and so their series."""
@@ -112,7 +131,7 @@ class Reader:
 
     def delete(self, pid: int):
         import ctypes as ct
-        for name in ("targets", "counters", "events", "faults"):
+        for name in ("targets", "counters", "faults"):
             table = self.probes.table(name)
             try:
                 del table[ct.c_uint32(pid)]

@@ -2,17 +2,20 @@
 
 import json
 
-from hakwatch import __version__
 from hakwatch.reader import Target
 
-SCHEMA = "hakmem-stats/1"
+SCHEMA = "hakmem-stats/2"
 
 
-def to_stats(t: Target) -> dict:
+def to_stats(t: Target, version: str) -> dict:
+    """`version` is the library's (the file says which libhakmem counted)."""
+    mem = t.memory
+    if mem is None:
+        raise ValueError(f"process {t.pid}: no counts seen")
     return {
         "schema": SCHEMA,
         "pid": t.pid,
-        "version": __version__,
+        "version": version,
         "allocs": dict(t.allocs),
         "frees": dict(t.frees),
         "refills": {str(size): stages for size, stages in t.refills.items()},
@@ -20,11 +23,15 @@ def to_stats(t: Target) -> dict:
         "superslab_events": dict(t.superslab_events),
         "large_events": dict(t.large_events),
         "syscalls": {name: {"calls": c, "bytes": b} for name, (c, b) in t.os_calls.items()},
+        "bytes": {"requested": mem.requested, "allocated": mem.allocated},
+        "live_bytes": dict(mem.live_bytes),
+        "superslabs": dict(mem.superslabs),
+        "memory": {"mapped": mem.mapped, "resident_estimate": mem.resident_estimate, "layers": dict(mem.layers)},
     }
 
 
-def write(f, t: Target):
+def write(f, t: Target, version: str):
     """To an open text file (opened while hakwatch was still root)."""
-    json.dump(to_stats(t), f, indent=1)
+    json.dump(to_stats(t, version), f, indent=1)
     f.write("\n")
     f.flush()

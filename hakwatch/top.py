@@ -1,8 +1,9 @@
 """`hakwatch top` (a live view a person leaves open) and `hakwatch snapshot` (the same, once).
 
-Both attach to one process like `attach --pid`, read the maps every interval and show rates: blocks
-per class, frees per route, refills per stage, SuperSlabs, memory syscalls per second and per
-thousand allocations, page faults.
+Both attach to one process like `attach --pid`, read the maps every interval and show where its
+memory is (the layers, the biggest live classes, the kernel's RSS beside the allocator's estimate)
+and rates: blocks per class, frees per route, refills per stage, SuperSlabs, memory syscalls per
+second and per thousand allocations, page faults.
 """
 
 import json
@@ -12,8 +13,10 @@ import time
 import click
 
 from hakwatch.errors import friendly
-from hakwatch.layout import SYSCALLS
+from hakwatch.layout import load
 from hakwatch.reader import Target
+
+MIB = 1 << 20
 
 
 def _delta(a: dict, b: dict) -> dict:
@@ -24,12 +27,13 @@ def view(prev: Target, cur: Target, seconds: float) -> dict:
     """Rates between two reads of one target, as a plain dict (what --json prints)."""
     allocs = cur.total_allocs - prev.total_allocs
     sc = {n: (cur.syscalls[n].calls if n in cur.syscalls else 0) - (prev.syscalls[n].calls if n in prev.syscalls else 0)
-          for n in SYSCALLS}
+          for n in load().syscalls}
     stages: dict[str, int] = {}
     for size, st in cur.refills.items():
         for stage, n in st.items():
             stages[stage] = stages.get(stage, 0) + n - prev.refills.get(size, {}).get(stage, 0)
     per_class = _delta(prev.allocs, cur.allocs)
+    mem = cur.memory
     return {
         "pid": cur.pid, "comm": cur.comm, "seconds": round(seconds, 3),
         "allocs_per_s": allocs / seconds,
@@ -41,14 +45,26 @@ def view(prev: Target, cur: Target, seconds: float) -> dict:
         "syscalls_per_s": {k: v / seconds for k, v in sc.items()},
         "syscalls_per_1k_allocs": 1000 * sum(sc.values()) / allocs if allocs else 0.0,
         "page_faults_per_s": (cur.page_faults - prev.page_faults) / seconds,
+        "memory_bytes": dict(mem.layers) if mem else {},
+        "mapped_bytes": mem.mapped if mem else 0,
+        "resident_estimate_bytes": mem.resident_estimate if mem else 0,
+        "top_live_bytes": dict(sorted(mem.live_bytes.items(), key=lambda kv: -kv[1])[:6]) if mem else {},
+        "process_resident_bytes": cur.resident or {},
     }
 
 
 def render(v: dict) -> str:
     def row(title, d):
         return f"  {title:<20}" + "  ".join(f"{k} {n:,.0f}" for k, n in d.items())
+
+    def mib(title, d):
+        return f"  {title:<20}" + "  ".join(f"{k} {n / MIB:,.1f}" for k, n in d.items() if n)
     return "\n".join([
         f"hakwatch top: pid {v['pid']} ({v['comm']}), last {v['seconds']:.1f} s",
+        mib("memory MiB", v["memory_bytes"]),
+        mib("", {"mapped": v["mapped_bytes"], "resident (est.)": v["resident_estimate_bytes"]}),
+        mib("RSS MiB (kernel)", v["process_resident_bytes"]),
+        mib("live MiB by class", v["top_live_bytes"]),
         row("allocations/s", {"": v["allocs_per_s"]}),
         row("busiest classes/s", v["top_classes_per_s"]),
         row("frees/s by route", v["frees_per_s"]),
@@ -72,7 +88,11 @@ def _open(pid_text: str):
     if not lib:
         raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem")
     probes = Probes(lib)
-    probes.add_target(pid, comm_of(pid))
+    try:
+        probes.watch_running(pid, comm_of(pid))
+    except BaseException:
+        probes.close()
+        raise
     return pid, probes, Reader(probes, retention_s=3600)
 
 

@@ -10,8 +10,9 @@
 provider hakmem {
 	/* once, from the library constructor: pid, NUL-terminated library version (also the symbol hakmem_version) */
 	probe init(int pid, char *version);
-	/* counter deltas since the previous flush of a thread (or of exited threads, batched), then the process
-	 * totals with those deltas already in; both point at a struct hakmem_counters; one site in the library */
+	/* counter deltas since the previous flush of a thread (or of exited threads, batched): a struct
+	 * hakmem_counters; then the process totals with those deltas already in: a struct hakmem_totals;
+	 * fired under the allocator's stats lock; one site in the library */
 	probe flush(void *delta, void *totals);
 	/* one refill of a thread cache: class block size, stage (enum hakmem_stage), objects obtained, nanoseconds spent */
 	probe refill(unsigned int class_size, unsigned int stage, unsigned int objects, uint64_t ns);

@@ -9,8 +9,9 @@
  *
  * Every field is a cumulative count. A thread adds to its own block; `flush` hands the block over as
  * a delta (the allocator adds it to the process totals, fires the probe, then zeroes the block), so
- * a consumer that saw every flush only ever adds. The probe's second argument is the process totals,
- * with this delta already in: a consumer that has never seen the process starts from them. Every
+ * a consumer that saw every flush only ever adds. The probe's second argument is the process totals
+ * (struct hakmem_totals), with this delta already in: a consumer that has never seen the process
+ * starts from them. Every
  * gauge (live bytes, the memory layers, SuperSlabs in use) is a difference of these counts: see
  * DESIGN.md, "The memory layers". Bump HAKMEM_COUNTERS_VERSION on any layout change.
  */
@@ -136,7 +137,9 @@ struct hakmem_counters {
 
 /* The process totals, exported by libhakmem as the symbol `hakmem_totals`, for a consumer that
  * attaches to a process already running and reads them once from its memory: `seq` is odd while a
- * flush is adding to them (a seqlock). The flush probe's second argument points at `counters`. */
+ * flush is adding to them (a seqlock), and a flush's probe fires after its add, with the totals as
+ * its second argument: each flush has its own even seq, which tells a consumer whether totals it
+ * read hold that flush or not. */
 struct hakmem_totals {
 	__u64 seq;
 	struct hakmem_counters counters;

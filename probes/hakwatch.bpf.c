@@ -2,7 +2,9 @@
  * hakwatch's kernel side (compiled by bcc). Everything is aggregated here, in maps that hakwatch
  * reads at scrape time: no per-event perf or ring buffer on the metrics path.
  *
- * Which processes are watched is the `targets` map, which this program keeps current by itself:
+ * Allocator counts come from libhakmem's `flush` probe: the first one seen for a process hands over
+ * its totals (so a process watched late starts exact), every later one a delta to add. Which
+ * processes are watched is the `targets` map, which this program keeps current by itself:
  *   - the `init` USDT probe (fired once in libhakmem's constructor) adds the process when hakwatch
  *     runs with --lib (FOLLOW_INIT), and resets its counters when it fires again for a pid already
  *     watched (after exec() the allocator starts over, and so must its totals);
@@ -20,18 +22,11 @@
  * hakwatch takes to start serving (1.9 s against 0.9 s). It is part of the kernel's ABI. */
 #define TASK_COMM_LEN 16
 #include "hakmem_counters.h"
-
-#define NUM_SYSCALLS 6 /* mmap, munmap, madvise, mremap, brk, mincore */
-#define HIST_SLOTS 40	/* log2 of nanoseconds: 1 ns .. ~9 minutes */
+#include "hakwatch_maps.h"
 
 struct target {
 	u64 exited_ns;	/* 0 while alive */
 	char comm[TASK_COMM_LEN];
-};
-
-struct events {
-	u64 ss[6];	/* map, unmap, lru_put, lru_hit, lru_evict, madvise */
-	u64 large[2];	/* map, unmap */
 };
 
 struct sc_key {
@@ -43,7 +38,7 @@ struct sc_val {
 	u64 calls;
 	u64 bytes;
 	u64 sum_ns;
-	u64 hist[HIST_SLOTS];
+	u64 hist[HAKWATCH_HIST_SLOTS];
 };
 
 struct inflight {
@@ -59,18 +54,23 @@ struct refill_key {
 	u32 slot;	/* log2 of nanoseconds */
 };
 
+struct refill_val {
+	u64 count;
+	u64 sum_ns;
+};
+
 BPF_HASH(targets, u32, struct target, MAX_TARGETS);
 BPF_ARRAY(dropped, u64, 1);
-BPF_HASH(counters, u32, struct hakmem_counters, MAX_TARGETS);
-BPF_PERCPU_ARRAY(scratch, struct hakmem_counters, 1);
-BPF_HASH(events, u32, struct events, MAX_TARGETS);
-BPF_HASH(syscalls, struct sc_key, struct sc_val, MAX_TARGETS * NUM_SYSCALLS);
+/* Per process: its totals, and in `seq` the sequence number of the last flush they include. */
+BPF_HASH(counters, u32, struct hakmem_totals, MAX_TARGETS);
+BPF_PERCPU_ARRAY(scratch, struct hakmem_totals, 1);
+BPF_HASH(syscalls, struct sc_key, struct sc_val, MAX_TARGETS * HAKWATCH_NUM_SYSCALLS);
 /* A syscall's start, by thread id. Task storage is faster for a thread's later calls (sys_enter 182 ->
  * 112 ns, bpf_stats) but creating it costs ~1 us, paid by every new thread's first call: worse where
  * threads come and go (larson: glibc's madvise of each exiting thread's stack). */
 BPF_HASH(inflight, u32, struct inflight, MAX_TARGETS * 64);
 BPF_HASH(faults, u32, u64, MAX_TARGETS);
-BPF_HASH(refill_ns, struct refill_key, u64, MAX_TARGETS * 256);
+BPF_HASH(refill_ns, struct refill_key, struct refill_val, MAX_TARGETS * 256);
 
 static inline u32 current_pid(void)
 {
@@ -103,7 +103,6 @@ int on_init(struct pt_regs *ctx)
 	if (t) {
 		/* exec(): a new image with a fresh allocator, same pid */
 		counters.delete(&pid);
-		events.delete(&pid);
 		bpf_get_current_comm(&t->comm, sizeof(t->comm));
 		return 0;
 	}
@@ -113,59 +112,51 @@ int on_init(struct pt_regs *ctx)
 	return 0;
 }
 
+/* flush(delta, totals): the allocator fires it under its stats lock, after adding the delta to the
+ * totals and bumping their seq, so flushes of one process never overlap and each has its own seq.
+ * The first one seen starts the process's entry from the totals; later ones add their delta, unless
+ * the entry already includes it: hakwatch seeds the entry of a process it attaches to late from
+ * /proc/PID/mem (with the seq read there), and that read may have come after this flush's add. */
 int on_flush(struct pt_regs *ctx)
 {
 	u32 pid = current_pid();
 	if (!watched(pid))
 		return 0;
-	int zero = 0;
-	struct hakmem_counters *block = scratch.lookup(&zero);
-	if (!block)
+	struct hakmem_totals *totals_user = (struct hakmem_totals *)ARG_flush_1;
+	u64 seq;
+	if (bpf_probe_read_user(&seq, sizeof(seq), &totals_user->seq) != 0)
 		return 0;
-	if (bpf_probe_read_user(block, sizeof(*block), (void *)ARG_flush_0) != 0)
-		return 0;
-	struct hakmem_counters *sum = counters.lookup(&pid);
+	struct hakmem_totals *sum = counters.lookup(&pid);
 	if (!sum) {
-		/* the process's first flush, unless another of its threads got there first */
-		if (counters.insert(&pid, block) == 0)
+		int zero = 0;
+		struct hakmem_totals *snap = scratch.lookup(&zero);
+		if (!snap)
 			return 0;
-		sum = counters.lookup(&pid);
+		if (bpf_probe_read_user(snap, sizeof(*snap), totals_user) != 0)
+			return 0;
+		if (counters.insert(&pid, snap) == 0)
+			return 0;
+		sum = counters.lookup(&pid); /* seeded meanwhile: the seq check below decides */
 		if (!sum)
 			return 0;
 	}
+	if (sum->seq >= seq)
+		return 0;
+	int zero = 0;
+	struct hakmem_totals *block = scratch.lookup(&zero);
+	if (!block)
+		return 0;
+	if (bpf_probe_read_user(&block->counters, sizeof(block->counters), (void *)ARG_flush_0) != 0)
+		return 0;
 	/* Most of the block is zero (a thread touches a few classes): add only the rest, since each
-	 * atomic add is a locked instruction and a flush has ~430 fields. */
-	u64 *to = (u64 *)sum, *from = (u64 *)block;
-	for (int i = 0; i < sizeof(*block) / sizeof(u64); i++)
+	 * atomic add is a locked instruction and a flush has ~500 fields. */
+	u64 *to = (u64 *)&sum->counters, *from = (u64 *)&block->counters;
+	for (int i = 0; i < sizeof(block->counters) / sizeof(u64); i++)
 		if (from[i])
 			__sync_fetch_and_add(&to[i], from[i]);
+	sum->seq = seq;
 	return 0;
 }
-
-static inline int count_event(int large, int which)
-{
-	u32 pid = current_pid();
-	if (!watched(pid))
-		return 0;
-	struct events zero = {};
-	struct events *e = events.lookup_or_try_init(&pid, &zero);
-	if (!e)
-		return 0;
-	if (large)
-		__sync_fetch_and_add(&e->large[which & 1], 1);
-	else if (which >= 0 && which < 6)
-		__sync_fetch_and_add(&e->ss[which], 1);
-	return 0;
-}
-
-int on_ss_map(struct pt_regs *ctx) { return count_event(0, 0); }
-int on_ss_unmap(struct pt_regs *ctx) { return count_event(0, 1); }
-int on_ss_lru_put(struct pt_regs *ctx) { return count_event(0, 2); }
-int on_ss_lru_hit(struct pt_regs *ctx) { return count_event(0, 3); }
-int on_ss_lru_evict(struct pt_regs *ctx) { return count_event(0, 4); }
-int on_ss_madvise(struct pt_regs *ctx) { return count_event(0, 5); }
-int on_large_map(struct pt_regs *ctx) { return count_event(1, 0); }
-int on_large_unmap(struct pt_regs *ctx) { return count_event(1, 1); }
 
 /* Attached only with --detail refill: how long refills take, per class and stage. */
 int on_refill(struct pt_regs *ctx)
@@ -176,9 +167,11 @@ int on_refill(struct pt_regs *ctx)
 	struct refill_key k = {.pid = pid, .class_size = ARG_refill_0, .stage = ARG_refill_1};
 	u64 ns = ARG_refill_3;
 	k.slot = bpf_log2l(ns ? ns : 1);
-	u64 one = 0, *v = refill_ns.lookup_or_try_init(&k, &one);
-	if (v)
-		__sync_fetch_and_add(v, 1);
+	struct refill_val zero = {}, *v = refill_ns.lookup_or_try_init(&k, &zero);
+	if (v) {
+		__sync_fetch_and_add(&v->count, 1);
+		__sync_fetch_and_add(&v->sum_ns, ns);
+	}
 	return 0;
 }
 
@@ -248,24 +241,24 @@ static inline int sys_exit(void)
 	__sync_fetch_and_add(&v->bytes, bytes);
 	__sync_fetch_and_add(&v->sum_ns, ns);
 	u32 slot = bpf_log2l(ns ? ns : 1);
-	if (slot >= HIST_SLOTS)
-		slot = HIST_SLOTS - 1;
+	if (slot >= HAKWATCH_HIST_SLOTS)
+		slot = HAKWATCH_HIST_SLOTS - 1;
 	__sync_fetch_and_add(&v->hist[slot], 1);
 	return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_mmap) { return sys_enter(0, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap) { return sys_enter(HAKWATCH_SC_MMAP, args->len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_munmap) { return sys_enter(1, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_munmap) { return sys_enter(HAKWATCH_SC_MUNMAP, args->len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_munmap) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_madvise) { return sys_enter(2, args->len_in); }
+TRACEPOINT_PROBE(syscalls, sys_enter_madvise) { return sys_enter(HAKWATCH_SC_MADVISE, args->len_in); }
 TRACEPOINT_PROBE(syscalls, sys_exit_madvise) { return sys_exit(); }
 /* mremap: the new length; brk: no length at all (its argument is an address), so 0 bytes */
-TRACEPOINT_PROBE(syscalls, sys_enter_mremap) { return sys_enter(3, args->new_len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mremap) { return sys_enter(HAKWATCH_SC_MREMAP, args->new_len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mremap) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_brk) { return sys_enter(4, 0); }
+TRACEPOINT_PROBE(syscalls, sys_enter_brk) { return sys_enter(HAKWATCH_SC_BRK, 0); }
 TRACEPOINT_PROBE(syscalls, sys_exit_brk) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_mincore) { return sys_enter(5, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mincore) { return sys_enter(HAKWATCH_SC_MINCORE, args->len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mincore) { return sys_exit(); }
 
 /* ---- page faults taken in user mode */

@@ -12,13 +12,16 @@
 static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
 				   struct hak_block *b)
 {
+	/* read now: on the ss_local route the slab may be released, its SuperSlab unmapped */
+	unsigned cls = s->cls;
+	uint32_t bsize = s->bsize;
+	tc->bytes_since_flush += bsize;
 	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
 		/* The cache is full: straight back to the slab. (Returning half the cache here instead was
 		 * measured slower: walking the list to split it misses the cache on every block.) */
-		unsigned cls = s->cls; /* before: the slab may be released, its SuperSlab unmapped */
 		tc->counters.frees[cls]++;
 		tc->counters.slab_frees[HAKMEM_SLAB_LOCAL]++;
-		tc->counters.bytes[HAKMEM_B_SLAB_LOCAL_FREE] += s->bsize;
+		tc->counters.bytes[HAKMEM_B_SLAB_LOCAL_FREE] += bsize;
 		hak_slab_put_local(tc->heap, ss, s, b);
 		/* A class that overflows its cache gets a bigger one, up to 256 KiB of blocks (tcmalloc's
 		 * slow start): bursts of frees then stay on the fast path. */
@@ -26,9 +29,9 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 		if (tc->limit[cls] < most)
 			tc->limit[cls] += tc->limit[cls] / 4 + 1;
 	} else {
-		tc->counters.frees[s->cls]++;
+		tc->counters.frees[cls]++;
 		tc->counters.slab_frees[HAKMEM_SLAB_REMOTE]++;
-		tc->counters.bytes[HAKMEM_B_SLAB_REMOTE_FREE] += s->bsize;
+		tc->counters.bytes[HAKMEM_B_SLAB_REMOTE_FREE] += bsize;
 		struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
 		do
 			b->next = old;
@@ -61,6 +64,7 @@ static HAK_NOINLINE void free_not_small(void *p)
 		if (unlikely(!tc->heap) && !tc->exited)
 			hak_heap_init(tc);
 		tc->counters.frees[HAKMEM_SLOT_LARGE]++;
+		tc->bytes_since_flush += hak_large_usable(p);
 		hak_large_free(p);
 		if (unlikely(tc->exited))
 			hak_stats_flush(&tc->counters);

@@ -33,8 +33,13 @@ void hak_ensure_init(void)
 __attribute__((constructor)) static void hak_constructor(void)
 {
 	hak_ensure_init();
-	if (HAK_PROBE_ENABLED(INIT))
-		HAK_PROBE(INIT, (int)getpid(), (const char *)hakmem_version);
+	if (HAK_PROBE_ENABLED(INIT)) {
+		/* in a register: the compiler would otherwise pass the address as sym@GOTPCREL(%rip), an
+		 * argument spec a BPF program cannot read */
+		const char *version = hakmem_version;
+		__asm__("" : "+r"(version));
+		HAK_PROBE(INIT, (int)getpid(), version);
+	}
 }
 
 /* The library was loaded first (LD_PRELOAD), so its destructor runs last: after the program's

@@ -14,6 +14,9 @@
 #define FLUSH_EVERY_REFILLS 256
 #define FLUSH_EVERY_OBJECTS 4096
 #define FLUSH_EVERY_SLOW_FREES 4096
+/* Bounds in bytes what a thread's unflushed counts leave out of the gauges (with its cache's
+ * contents): a process watched late, then idle, shows its memory to within this per thread. */
+#define FLUSH_EVERY_BYTES (4u << 20)
 
 /* Threads that exit while `flush` is attached hand their deltas to `exited`, which goes out through
  * the probe at most every EXITED_FLUSH_NS, with the next flush of any thread, or at process exit,
@@ -34,7 +37,9 @@ static uint64_t exited_flushed_ns;
 /* The probe's one site: hakwatch attaches one place per probe, with one reading of its arguments. */
 static HAK_NOINLINE void fire_flush(struct hakmem_counters *delta)
 {
-	HAK_PROBE(FLUSH, delta, &hakmem_totals.counters);
+	struct hakmem_totals *totals = &hakmem_totals;
+	__asm__("" : "+r"(totals)); /* in a register, not sym@GOTPCREL(%rip): see init.c */
+	HAK_PROBE(FLUSH, delta, totals);
 }
 
 /* Under totals_lock: the delta goes into the totals, then out through the probe, so the totals the
@@ -99,11 +104,12 @@ void hak_stats_maybe_flush(struct hak_tcache *tc)
 {
 	struct hak_heap *h = tc->heap;
 	if (h->refills_since_flush < FLUSH_EVERY_REFILLS && h->objects_since_flush < FLUSH_EVERY_OBJECTS &&
-	    tc->slow_since_flush < FLUSH_EVERY_SLOW_FREES)
+	    tc->slow_since_flush < FLUSH_EVERY_SLOW_FREES && tc->bytes_since_flush < FLUSH_EVERY_BYTES)
 		return;
 	h->refills_since_flush = 0;
 	h->objects_since_flush = 0;
 	tc->slow_since_flush = 0;
+	tc->bytes_since_flush = 0;
 	hak_stats_flush(&tc->counters);
 }
 

@@ -27,6 +27,13 @@ DESIGN_METRICS = {
     "hakwatch_targets_dropped": ("counter", set()),
     "hakwatch_scrape_duration_seconds": ("gauge", set()),
     "hakwatch_build_info": ("gauge", {"version", "bcc_version", "kernel"}),
+    "hakmem_requested_bytes": ("counter", {"pid", "comm"}),
+    "hakmem_allocated_bytes": ("counter", {"pid", "comm"}),
+    "hakmem_live_bytes": ("gauge", {"pid", "comm", "class"}),
+    "hakmem_memory_bytes": ("gauge", {"pid", "comm", "layer"}),
+    "hakmem_mapped_bytes": ("gauge", {"pid", "comm"}),
+    "hakmem_resident_estimate_bytes": ("gauge", {"pid", "comm"}),
+    "hakmem_process_resident_bytes": ("gauge", {"pid", "comm", "kind"}),
 }
 
 

@@ -13,11 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hakwatch import stats
 from hakwatch.collector import HakwatchCollector
-from hakwatch.layout import counters_ctype, load
-from hakwatch.reader import HIST_SLOTS, Reader
+from hakwatch.layout import load, totals_ctype
+from hakwatch.reader import Reader
 
 
 SyscallKey = namedtuple("SyscallKey", "pid nr")
+RefillKey = namedtuple("RefillKey", "pid class_size stage slot")
 
 
 class Table(dict):
@@ -27,36 +28,45 @@ class Table(dict):
         k = getattr(key, "value", key)
         super().__delitem__(k if k in self else key)
 
+    def __getitem__(self, key):
+        k = getattr(key, "value", key)
+        return super().__getitem__(k if k in self else key)
+
     def items(self):
         return [(SimpleNamespace(value=k) if isinstance(k, int) else k, v) for k, v in super().items()]
 
 
 def fixture(now_exited=0):
     lay = load()
-    c = counters_ctype()()
-    c.allocs[lay.class_sizes.index(112)] = 1000
-    c.allocs[len(lay.class_sizes)] = 3  # large
-    c.frees[0], c.frees[2] = 900, 100
-    c.refills[lay.class_sizes.index(112)][lay.stages.index("carve")] = 7
-    c.refill_objects[lay.class_sizes.index(112)] = 280
+    totals = totals_ctype()()
+    c = totals.counters
+    i112, large = lay.class_sizes.index(112), len(lay.class_sizes)
+    c.allocs[i112], c.frees[i112] = 1000, 990
+    c.slab_frees[1] = 100  # ss_remote: of the 990 small frees, 100 went to another thread's slab
+    c.allocs[large], c.frees[large] = 3, 3
+    c.refills[i112][lay.stages.index("carve")] = 7
+    c.refill_objects[i112] = 280
     c.os_calls[0], c.os_bytes[0] = 2, 4 << 20
-    hist = [0] * HIST_SLOTS
+    c.ss_events[:4] = [2, 0, 1, 1]  # map, unmap, lru_put, lru_hit
+    c.large_events[:] = [3, 3]
+    b = {name: i for i, name in enumerate(lay.byte_counts)}
+    c.bytes[b["requested"]] = 1000 * 100
+    hist = [0] * lay.hist_slots
     hist[10] = 5  # 5 calls of 1-2 us
     tables = {
         "targets": Table({42: SimpleNamespace(comm=b"app\0", exited_ns=now_exited)}),
-        "counters": Table({42: c}),
-        "events": Table({42: SimpleNamespace(ss=[2, 0, 1, 1, 0, 0], large=[3, 3])}),
+        "counters": Table({42: totals}),
         "syscalls": Table({SyscallKey(pid=42, nr=0): SimpleNamespace(calls=5, bytes=5 << 20, sum_ns=7000, hist=hist)}),
         "faults": Table({42: SimpleNamespace(value=77)}),
-        "refill_ns": Table(),
+        "refill_ns": Table({RefillKey(pid=42, class_size=112, stage=2, slot=12): SimpleNamespace(count=4, sum_ns=20000)}),
         "dropped": Table({0: SimpleNamespace(value=4)}),
     }
     return SimpleNamespace(table=lambda name: tables[name], tables=tables)
 
 
-def scrape(probes, retention=60.0):
+def scrape(probes, lib, retention=60.0):
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(HakwatchCollector(Reader(probes, retention), "/lib/libhakmem.so"))
+    reg.register(HakwatchCollector(Reader(probes, retention), str(lib)))
     return {s.name + str(sorted(s.labels.items())): s.value
             for f in text_string_to_metric_families(generate_latest(reg).decode()) for s in f.samples}
 
@@ -65,11 +75,22 @@ def value(samples, name, **labels):
     return samples[name + str(sorted({"pid": "42", "comm": "app", **labels}.items()))]
 
 
-def test_map_entries_become_design_series():
-    s = scrape(fixture())
+def test_map_entries_become_design_series(libhakmem):
+    s = scrape(fixture(), libhakmem)
+    assert value(s, "hakwatch_target_info", library=str(libhakmem), version="0.1.0") == 1, \
+        "the version label is the library's (its hakmem_version symbol)"
     assert value(s, "hakmem_allocs_total", **{"class": "112"}) == 1000
     assert value(s, "hakmem_allocs_total", **{"class": "large"}) == 3
     assert value(s, "hakmem_frees_total", route="ss_remote") == 100
+    assert value(s, "hakmem_frees_total", route="tls_sll") == 890
+    assert value(s, "hakmem_live_bytes", **{"class": "112"}) == 10 * 112
+    assert "hakmem_live_bytes" + str(sorted({"pid": "42", "comm": "app", "class": "large"}.items())) not in s, \
+        "a class with nothing live is no series"
+    assert value(s, "hakmem_requested_bytes_total") == 100000
+    assert value(s, "hakmem_allocated_bytes_total") == 1000 * 112
+    assert value(s, "hakmem_memory_bytes", layer="live") == 10 * 112
+    assert value(s, "hakmem_refill_duration_seconds_count", **{"class": "112", "stage": "carve"}) == 4
+    assert value(s, "hakmem_refill_duration_seconds_sum", **{"class": "112", "stage": "carve"}) == 20000 / 1e9
     assert value(s, "hakmem_refills_total", **{"class": "112", "stage": "carve"}) == 7
     assert value(s, "hakmem_superslabs", state="live") == 2 + 1 - 1  # map + hit - put
     assert value(s, "hakmem_superslabs", state="cached") == 0
@@ -82,12 +103,12 @@ def test_map_entries_become_design_series():
     assert s["hakwatch_targets[]"] == 1
 
 
-def test_an_exited_target_goes_after_retention():
+def test_an_exited_target_goes_after_retention(libhakmem):
     import time
     now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     probes = fixture(now_exited=now - 10 * 10**9)
-    assert "hakmem_page_faults_total" + str(sorted({"pid": "42", "comm": "app"}.items())) in scrape(probes, 60)
-    s = scrape(probes, retention=5)
+    assert "hakmem_page_faults_total" + str(sorted({"pid": "42", "comm": "app"}.items())) in scrape(probes, libhakmem, 60)
+    s = scrape(probes, libhakmem, retention=5)
     assert not any(k.startswith("hakmem_") for k in s), "series of an expired target are still exported"
     assert 42 not in probes.tables["counters"] and 42 not in probes.tables["targets"]
 
@@ -95,17 +116,32 @@ def test_an_exited_target_goes_after_retention():
 def test_summary_has_the_hakmem_stats_schema():
     t = Reader(fixture()).read()[42]
     out = io.StringIO()
-    stats.write(out, t)
+    stats.write(out, t, "9.9.9")
     doc = json.loads(out.getvalue())
-    assert doc["schema"] == "hakmem-stats/1" and doc["pid"] == 42
+    assert doc["schema"] == "hakmem-stats/2" and doc["pid"] == 42 and doc["version"] == "9.9.9"
     assert doc["allocs"] == {"112": 1000, "large": 3}
-    assert doc["frees"] == {"tls_sll": 900, "ss_local": 0, "ss_remote": 100, "large": 0}
+    assert doc["frees"] == {"tls_sll": 890, "ss_local": 0, "ss_remote": 100, "large": 3}
+    assert doc["live_bytes"] == {"112": 1120}
+    assert doc["bytes"] == {"requested": 100000, "allocated": 112000}
+    assert set(doc["memory"]["layers"]) == set(load().layers)
     assert doc["refills"] == {"112": {"local": 0, "remote": 0, "carve": 7, "slab": 0, "lru": 0, "map": 0}}
     assert doc["syscalls"]["mmap"] == {"calls": 2, "bytes": 4 << 20}
     assert doc["superslab_events"]["lru_put"] == 1 and doc["large_events"] == {"map": 3, "unmap": 3}
 
 
-def test_counters_ctype_matches_the_header():
+def test_a_read_that_raced_a_flush_is_read_again():
+    """The first read of an entry has a flush half added (mapped bytes without the SuperSlab batch
+    they belong to); the reader sees the layers do not add up and reads the entry again."""
     lay = load()
-    nc, ns, nr, no = len(lay.class_sizes), len(lay.stages), len(lay.routes), len(lay.os_calls)
-    assert ct.sizeof(counters_ctype()) == 8 * ((nc + 1) + nr + nc * ns + nc + 2 * no)
+    b = {name: i for i, name in enumerate(lay.byte_counts)}
+    torn, whole = totals_ctype()(), totals_ctype()()
+    torn.counters.os_bytes[0] = whole.counters.os_bytes[0] = 8 << 20
+    whole.counters.bytes[b["ss_reserved"]] = 8 << 20
+
+    class Racing(Table):
+        def items(self):
+            return [(SimpleNamespace(value=42), torn)]
+    probes = fixture()
+    probes.tables["counters"] = Racing({42: whole})
+    mem = Reader(probes).read()[42].memory
+    assert mem.mapped == 8 << 20 and mem.layers["superslab_reserved"] == 8 << 20

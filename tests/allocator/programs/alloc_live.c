@@ -2,13 +2,15 @@
  * A known live set, for the byte accounting: K units of blocks of several sizes, from one thread and
  * from a second thread whose blocks the first half frees (remote frees), large blocks, and blocks
  * grown by realloc. Every block is written whole. With `wait`, prints "ready" and waits for a line on
- * stdin before it goes on (a test attaches or reads /proc meanwhile). `hold` keeps the set to exit,
- * `free` frees it all first. One unit (tests/allocator/test_alloc_live.py holds the expected bytes):
+ * stdin before it goes on (a test attaches or reads /proc meanwhile). With `thread`, a thread builds
+ * the set and exits, so every count is flushed before "ready" (the main thread allocates nothing).
+ * `hold` keeps the set to exit, `free` frees it all first. One unit (tests/allocator/live_set.py
+ * holds the expected bytes):
  *   1000 x malloc(100), 300 x malloc(1000), 50 x malloc(5000), 4 x malloc(300000),
  *   2000 x malloc(40) by a thread, 1000 of them freed by the main thread,
  *   200 x malloc(20) then realloc(p, 3000).
  *
- *   alloc_live hold|free K [wait]
+ *   alloc_live hold|free K [wait] [thread]
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -57,12 +59,12 @@ static void *thread_fill(void *arg)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+static size_t k;
+static struct set small, medium, big, large, remote, grown;
+
+static void *build(void *unused)
 {
-	if (argc < 3 || (strcmp(argv[1], "hold") && strcmp(argv[1], "free")))
-		FAIL("usage: alloc_live hold|free K [wait]");
-	size_t k = strtoul(argv[2], NULL, 10);
-	struct set small, medium, big, large, remote = {.n = 2000 * k, .size = 40}, grown;
+	remote = (struct set){.n = 2000 * k, .size = 40};
 	fill(&small, 1000 * k, 100);
 	fill(&medium, 300 * k, 1000);
 	fill(&big, 50 * k, 5000);
@@ -81,7 +83,30 @@ int main(int argc, char **argv)
 			FAIL("realloc returned NULL");
 		memset(grown.p[i], 0x3c, 3000);
 	}
-	if (argc > 3 && !strcmp(argv[3], "wait")) {
+	return NULL;
+}
+
+static int flag(int argc, char **argv, const char *name)
+{
+	for (int i = 3; i < argc; i++)
+		if (!strcmp(argv[i], name))
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3 || (strcmp(argv[1], "hold") && strcmp(argv[1], "free")))
+		FAIL("usage: alloc_live hold|free K [wait] [thread]");
+	k = strtoul(argv[2], NULL, 10);
+	if (flag(argc, argv, "thread")) {
+		pthread_t builder;
+		if (pthread_create(&builder, NULL, build, NULL) || pthread_join(builder, NULL))
+			FAIL("pthread");
+	} else {
+		build(NULL);
+	}
+	if (flag(argc, argv, "wait")) {
 		char line[16];
 		(void)!write(1, "ready\n", 6);
 		if (read(0, line, sizeof line) < 0)

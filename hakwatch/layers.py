@@ -1,0 +1,71 @@
+"""The gauges, from a process's counters (DESIGN.md, "The memory layers"): live bytes by class, the
+memory layers, mapped bytes, the resident estimate, SuperSlabs by state, free routes. The same
+arithmetic as libhakmem/src/layers.c; the tests hold the two equal (HAKMEM_STATS against
+`hakwatch run --summary`)."""
+
+from dataclasses import dataclass
+
+from hakwatch.layout import Layout
+
+LARGE = "large"
+
+
+@dataclass(frozen=True)
+class Memory:
+    live_bytes: dict[str, int]   # class size (as text) or "large" -> bytes; nonzero ones only
+    layers: dict[str, int]       # layer -> bytes, every layer, in stacking order
+    mapped: int
+    resident_estimate: int
+    superslabs: dict[str, int]   # live, cached, purged
+    requested: int
+    allocated: int
+
+
+def routes(lay: Layout, c) -> dict[str, int]:
+    """Frees by route: the block counts small frees by class and the slab routes again."""
+    small = sum(c.frees[i] for i in range(len(lay.class_sizes)))
+    local, remote = c.slab_frees[0], c.slab_frees[1]
+    return dict(zip(lay.routes, (small - local - remote, local, remote, c.frees[len(lay.class_sizes)])))
+
+
+def memory(lay: Layout, c) -> Memory:
+    """`c` is anything with the fields of struct hakmem_counters (the ctypes mirror, or lists)."""
+    b = dict(zip(lay.byte_counts, c.bytes))
+    e = dict(zip(lay.ss_events, c.ss_events))
+    sizes, n = lay.class_sizes, len(lay.class_sizes)
+    ss, hdr = lay.superslab_bytes, lay.superslab_header_bytes
+    live = {str(size): (c.allocs[i] - c.frees[i]) * size for i, size in enumerate(sizes)}
+    live[LARGE] = b["large_alloc"] - b["large_free"]
+    refilled = sum(c.refill_objects[i] * sizes[i] for i in range(n))
+    freed_small = sum(c.frees[i] * sizes[i] for i in range(n))
+    allocated_small = sum(c.allocs[i] * sizes[i] for i in range(n))
+    local, remote = b["slab_local_free"], b["slab_remote_free"]
+    drained, returned = b["remote_drained"], b["cache_returned"]
+    carved, released_carved = b["carved"], b["slab_out_carved"]
+    slabs = b["slab_in"] - b["slab_out"]
+    ss_live = e["map"] + e["lru_hit"] - e["lru_put"] - (e["unmap"] - e["lru_evict"])
+    ss_cached = e["lru_put"] - e["lru_hit"] - e["lru_evict"]
+    ss_purged = e["madvise"] - e["unpurge"]
+    values = {
+        "live": sum(live.values()),
+        "thread_cache": refilled + freed_small - local - remote - allocated_small - returned,
+        "remote_free": remote - drained,
+        "slab_free": local + drained + returned - (refilled - carved) - released_carved,
+        "never_carved": slabs - (carved - released_carved),
+        "free_pages": ss_live * (ss - hdr) - slabs,
+        "superslab_lru": (ss_cached - ss_purged) * ss,
+        "superslab_purged": ss_purged * ss,
+        "superslab_reserved": b["ss_reserved"] - e["map"] * ss,
+        "large_cache": b["large_map"] - b["large_unmap"] - live[LARGE],
+        "metadata": ss_live * hdr + b["metadata"],
+    }
+    os_bytes = dict(zip(lay.os_calls, c.os_bytes))
+    return Memory(
+        live_bytes={k: v for k, v in live.items() if v},
+        layers={name: values[name] for name in lay.layers},
+        mapped=os_bytes["mmap"] - os_bytes["munmap"],
+        resident_estimate=b["touched_in"] - b["touched_out"] + b["large_map"] - b["large_unmap"] + b["metadata"],
+        superslabs={"live": ss_live, "cached": ss_cached, "purged": ss_purged},
+        requested=b["requested"],
+        allocated=allocated_small + b["large_alloc"],
+    )

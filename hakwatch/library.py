@@ -1,0 +1,97 @@
+"""What hakwatch reads from a libhakmem file and from a process that maps it, beyond the probes: the
+library's version (the exported string `hakmem_version`) and the process's totals (the exported
+`hakmem_totals`, read once from /proc/PID/mem when hakwatch attaches to a process already running,
+so that its counters and gauges are exact from the first scrape)."""
+
+import ctypes as ct
+import os
+import time
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from hakwatch.errors import HakwatchError
+from hakwatch.layout import totals_ctype
+
+TOTALS_SYMBOL = "hakmem_totals"
+VERSION_SYMBOL = "hakmem_version"
+
+
+def _symbol(elf: ELFFile, name: str):
+    dynsym = elf.get_section_by_name(".dynsym")
+    found = dynsym.get_symbol_by_name(name) if dynsym else None
+    return found[0] if found else None
+
+
+def _open_elf(path: str):
+    try:
+        f = open(path, "rb")
+        return f, ELFFile(f)
+    except OSError as e:
+        raise HakwatchError(f"cannot read {path}: {e.strerror}") from None
+    except ELFError as e:
+        f.close()
+        raise HakwatchError(f"{path} is not an ELF file ({e})") from None
+
+
+def library_version(path: str) -> str:
+    """The version libhakmem reports (its init probe passes the same string); "unknown" for a build
+    older than the symbol."""
+    f, elf = _open_elf(path)
+    with f:
+        sym = _symbol(elf, VERSION_SYMBOL)
+        if sym is None:
+            return "unknown"
+        sec = elf.get_section(sym["st_shndx"])
+        f.seek(sec["sh_offset"] + sym["st_value"] - sec["sh_addr"])
+        return f.read(64).split(b"\0", 1)[0].decode(errors="replace")
+
+
+def totals_address(path: str, pid: int) -> int | None:
+    """Where `hakmem_totals` is in the process: the library's load address (its mapping at file
+    offset 0, found by device and inode in /proc/PID/maps) plus the symbol's value. None when the
+    process has exited or no longer maps the library (it exec'd)."""
+    f, elf = _open_elf(path)
+    with f:
+        sym = _symbol(elf, TOTALS_SYMBOL)
+    if sym is None:
+        raise HakwatchError(f"{path} exports no {TOTALS_SYMBOL}: a libhakmem older than hakwatch "
+                            "(rebuild it, or watch it with `hakwatch run` from its start)")
+    st = os.stat(path)
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) < 5 or int(parts[2], 16) != 0 or int(parts[4]) != st.st_ino:
+                    continue
+                major, minor = (int(x, 16) for x in parts[3].split(":"))
+                if os.makedev(major, minor) == st.st_dev:
+                    return int(parts[0].split("-")[0], 16) + sym["st_value"]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def read_totals(path: str, pid: int, attempts: int = 100):
+    """The process's totals, read whole between two flushes (their `seq` is even and unchanged); None
+    when the process exited meanwhile."""
+    Totals = totals_ctype()
+    addr = totals_address(path, pid)
+    if addr is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+            for _ in range(attempts):
+                mem.seek(addr)
+                raw = mem.read(ct.sizeof(Totals))
+                mem.seek(addr)
+                seq_after = int.from_bytes(mem.read(8), "little")
+                totals = Totals.from_buffer_copy(raw)
+                if totals.seq % 2 == 0 and totals.seq == seq_after:
+                    return totals
+                time.sleep(0.001)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError as e:
+        raise HakwatchError(f"cannot read the totals of process {pid} from /proc/{pid}/mem: {e.strerror}") from None
+    raise HakwatchError(f"process {pid}: its totals changed during {attempts} reads in a row")

@@ -1,0 +1,24 @@
+/*
+ * What hakwatch's BPF program (probes/hakwatch.bpf.c) and its Python reader (hakwatch/layout.py,
+ * which reads this text) share beyond the allocator's counters block: the memory syscalls traced, in
+ * the order of their index in the `syscalls` map, and the size of the latency histograms. Keep each
+ * #define on one line.
+ */
+#ifndef HAKWATCH_MAPS_H
+#define HAKWATCH_MAPS_H
+
+enum hakwatch_syscall {
+	HAKWATCH_SC_MMAP,
+	HAKWATCH_SC_MUNMAP,
+	HAKWATCH_SC_MADVISE,
+	HAKWATCH_SC_MREMAP,
+	HAKWATCH_SC_BRK,
+	HAKWATCH_SC_MINCORE,
+	HAKWATCH_NUM_SYSCALLS
+};
+#define HAKWATCH_SYSCALL_NAMES "mmap", "munmap", "madvise", "mremap", "brk", "mincore"
+
+/* Latency histograms: slot i counts 2^i <= nanoseconds < 2^(i+1), 1 ns .. ~9 minutes. */
+#define HAKWATCH_HIST_SLOTS 40
+
+#endif
