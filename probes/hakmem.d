@@ -5,7 +5,7 @@
  * uint64_t, not "unsigned long long", which its pyparsing grammar rejects.
  *
  * Every probe is semaphore-gated and none fires on the fast path. See probes/hakmem_counters.h for
- * the block `flush` points at, and DESIGN.md for the contract.
+ * the blocks `flush` points at, and DESIGN.md (at the repository root) for the contract.
  */
 provider hakmem {
 	/* once, from the library constructor: pid, NUL-terminated library version (also the symbol hakmem_version) */

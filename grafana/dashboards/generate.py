@@ -10,9 +10,11 @@ Prometheus) that every panel's query returns data.
 import json
 from pathlib import Path
 
+from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import heatmap, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
@@ -21,6 +23,9 @@ from hakwatch import metrics as m
 OUT = Path(__file__).resolve().parent
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 MEMORY_SYSCALLS = 'syscall=~"mmap|munmap|madvise|mremap|brk"'
+# The layers the alerts call held-but-free (fragmentation) and retained (DESIGN.md, "The memory layers").
+HELD_FREE = 'layer=~"thread_cache|remote_free|slab_free|free_pages"'
+RETAINED = 'layer=~"superslab_lru|large_cache"'
 
 
 def query(expr: str, legend: str = "") -> prometheus.Dataquery:
@@ -57,11 +62,54 @@ def datasource_variable():
     return db.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
 
 
+def where_the_memory_goes(sel: str):
+    """The layers stacked (they add up to the allocator's mapped bytes), the kernel's RSS and the
+    allocator's resident estimate as lines over them."""
+    line = [dm.DynamicConfigValue(id_val="custom.stacking", value={"mode": "none", "group": "lines"}),
+            dm.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+            dm.DynamicConfigValue(id_val="custom.lineWidth", value=2)]
+    return (ts("Where the memory goes", "The allocator's mapped bytes by layer, stacked: live (in use), then what "
+               "it holds free inside SuperSlabs in use (thread caches, remote queues, slab free lists, free pages: "
+               "fragmentation), never-carved slab space, empty SuperSlabs kept (LRU; purged ones are address "
+               "space only), the unused rest of SuperSlab batches, the large-block cache, metadata. Lines: the "
+               "processes' RSS as the kernel counts it, and the allocator's resident estimate; RSS above the "
+               "estimate is not the allocator's.", "bytes",
+               [query(f"sum by (layer) ({m.MEMORY_BYTES}{{{sel}}})", "{{layer}}").ref_id("A"),
+                query(f"sum({m.PROCESS_RESIDENT}{{{sel}}})", "RSS (kernel)").ref_id("B"),
+                query(f"sum({m.RESIDENT_ESTIMATE}{{{sel}}})", "allocator resident (estimate)").ref_id("C")],
+               width=24)
+            .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
+            .fill_opacity(40)
+            .override_by_query("B", line).override_by_query("C", line))
+
+
+def memory_panels(sel: str, by: str):
+    live = f"sum by ({by}) ({m.MEMORY_BYTES}{{{sel},layer=\"live\"}})"
+    held = f"sum by ({by}) ({m.MEMORY_BYTES}{{{sel},{HELD_FREE}}})"
+    return [
+        db.Row("Memory"),
+        where_the_memory_goes(sel),
+        ts("Live bytes by class (top 10)", "Bytes handed out and not freed, by size class (block size in bytes) or "
+           "large: which sizes hold the memory. A class that only grows is where to look for a leak.", "bytes",
+           [query(f"topk(10, sum by (class) ({m.LIVE_BYTES}{{{sel}}}))", "{{class}}")]),
+        ts("Fragmentation and retention", "Free bytes held inside SuperSlabs in use per live byte (fragmentation: "
+           "alert HakmemFragmentation above 2 with 64 MiB held), and bytes the allocator could give back but keeps "
+           "(empty SuperSlabs in the LRU, the large-block cache: alert HakmemMemoryRetained).", "short",
+           [query(f"({held}) / ({live})", "held free per live byte {{" + by + "}}"),
+            query(f"sum by ({by}) ({m.MEMORY_BYTES}{{{sel},{RETAINED}}}) / 1048576", "retained MiB {{" + by + "}}")],
+           limits=(OK, (2, "orange"))),
+        ts("Requested and handed out", "Bytes per second the program asked for and the allocator handed out (class "
+           "sizes, large mappings): the gap is internal fragmentation.", "Bps",
+           [query(f"sum(rate({m.REQUESTED_BYTES}_total{{{sel}}}[$__rate_interval]))", "requested"),
+            query(f"sum(rate({m.ALLOCATED_BYTES}_total{{{sel}}}[$__rate_interval]))", "handed out")]),
+    ]
+
+
 def panels(sel: str, by: str):
     """The panels both dashboards share; `sel` selects series, `by` is the grouping of the lines."""
     allocs = f"sum by ({by}) (rate({m.ALLOCS}_total{{{sel}}}[$__rate_interval]))"
     calls = f"sum by ({by}) (rate({m.SYSCALLS}_total{{{sel},{MEMORY_SYSCALLS}}}[$__rate_interval]))"
-    return [
+    return memory_panels(sel, by) + [
         db.Row("Allocator"),
         ts("Allocations and frees per second", "Blocks handed out (all classes) and freed, by free route: tls_sll "
            "is the thread-cache fast path; ss_remote means cross-thread frees.", "ops",
@@ -70,7 +118,7 @@ def panels(sel: str, by: str):
         ts("Refills per second by stage", "Thread-cache misses by the stage that served them. lru and map mean "
            "a SuperSlab had to be found: the allocator is growing.", "ops",
            [query(f"sum by (stage) (rate({m.REFILLS}_total{{{sel}}}[$__rate_interval]))", "{{stage}}")]),
-        ts("SuperSlabs", "2 MiB regions in use (live) and empty ones kept in the LRU (cached).", "short",
+        ts("SuperSlabs", "2 MiB regions in use (live), empty ones kept in the LRU (cached) and, of those, purged.", "short",
            [query(f"sum by (state) ({m.SUPERSLABS}{{{sel}}})", "{{state}}")]),
         ts("SuperSlab events per second", "Maps, unmaps, LRU traffic and purges. Unmaps close to maps with few "
            "LRU hits is thrash (alert HakmemSuperSlabThrash).", "ops",

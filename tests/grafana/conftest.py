@@ -80,10 +80,15 @@ def programs(c_program):
     return {p.stem: c_program(p) for p in PROGRAMS.glob("*.c")}
 
 
+MEMORY_PATTERNS = ("leak", "swiss", "retain", "steady")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, libhakmem, programs):
     """hakwatch attach --lib, two processes of the same program (one with the SuperSlab LRU disabled,
-    so it churns; one with it, so it does not), and Prometheus scraping hakwatch with the rules."""
+    so it churns; one with it, so it does not), one process of each memory shape
+    (programs/memory_patterns.c), and Prometheus scraping hakwatch with the rules, started once every
+    shape is set."""
     if os.geteuid() != 0:
         pytest.skip("the end-to-end suite attaches BPF programs: it needs root")
     tmp = tmp_path_factory.mktemp("e2e")
@@ -94,9 +99,15 @@ def stack(tmp_path_factory, libhakmem, programs):
         for lru in ("0", "16"):
             env = dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_SS_LRU_SIZE=lru)
             procs.append(subprocess.Popen([programs["superslab_churn"], "600"], env=env))
+        env = dict(os.environ, LD_PRELOAD=str(libhakmem))
+        shapes = {name: subprocess.Popen([programs["memory_patterns"], name, "600"], env=env,
+                                         stdout=subprocess.PIPE, text=True) for name in MEMORY_PATTERNS}
+        procs += shapes.values()
+        for name, proc in shapes.items():
+            assert proc.stdout.readline() == "ready\n", f"memory_patterns {name} did not start"
         prom = Prometheus(tmp, f"127.0.0.1:{h.port}")
         try:
-            yield {"prometheus": prom, "churn": procs[0], "quiet": procs[1], "hakwatch": h}
+            yield {"prometheus": prom, "churn": procs[0], "quiet": procs[1], "hakwatch": h, "shapes": shapes}
         finally:
             prom.stop()
     finally:

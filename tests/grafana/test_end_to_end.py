@@ -1,6 +1,7 @@
 """End to end with real parts: Prometheus scraping hakwatch watching processes under libhakmem, the
-project's rules loaded. Every dashboard panel's query returns data, and the churn alert fires for the
-process that churns, not for the one that does not, and clears when the churn stops."""
+project's rules loaded. Every dashboard panel's query returns data; the churn alert fires for the
+process that churns, not for the one that does not, and clears when the churn stops; each memory
+alert fires for the workload of its shape and for no other."""
 
 import json
 import re
@@ -52,3 +53,22 @@ def test_churn_alert_fires_for_the_churning_process_only_and_clears(stack):
     churn.wait()
     wait_for(lambda: not [a for a in prom.alerts("HakmemSyscallChurn") if a["labels"]["pid"] == str(churn.pid)],
              timeout=120, what="the churn alert to clear after the churn stopped")
+
+
+MEMORY_ALERTS = {"HakmemMemoryLeak": "leak", "HakmemFragmentation": "swiss", "HakmemMemoryRetained": "retain"}
+
+
+def test_each_memory_alert_fires_for_its_workload_only(stack):
+    prom, shapes = stack["prometheus"], stack["shapes"]
+    for alert, shape in MEMORY_ALERTS.items():
+        firing = wait_for(lambda: prom.alerts(alert), timeout=90, what=f"{alert} to fire")
+        assert {a["labels"]["pid"] for a in firing} == {str(shapes[shape].pid)}, \
+            f"{alert} fired for {[(a['labels']['comm'], a['labels']['pid']) for a in firing]}, expected {shape} only"
+    # the steady workload, and every other, stays out of every memory alert
+    quiet = {str(shapes["steady"].pid), str(stack["churn"].pid), str(stack["quiet"].pid)}
+    for alert in MEMORY_ALERTS:
+        noisy = [a for state in ("firing", "pending") for a in prom.alerts(alert, state) if a["labels"]["pid"] in quiet]
+        assert not noisy, f"{alert}: {noisy}"
+    live = prom.query(f'hakmem:live_bytes{{pid="{shapes["swiss"].pid}"}}')
+    held = prom.query(f'hakmem:held_free_bytes{{pid="{shapes["swiss"].pid}"}}')
+    assert float(held[0]["value"][1]) > 10 * float(live[0]["value"][1])
