@@ -24,7 +24,8 @@ def flatten(doc, prefix=""):
 
 def main():
     mine, theirs = (flatten(json.load(open(p))) for p in sys.argv[1:3])
-    for group in ("allocs", "frees", "refills", "refill_objects", "superslab_events", "large_events", "syscalls"):
+    for group in ("allocs", "frees", "refills", "refill_objects", "superslab_events", "large_events", "syscalls",
+                  "bytes", "live_bytes", "memory.layers"):
         a = sum(v for k, v in mine.items() if k.startswith(group + ".") and not k.endswith(".bytes"))
         b = sum(v for k, v in theirs.items() if k.startswith(group + ".") and not k.endswith(".bytes"))
         print(f"  {group:<18} allocator {a:>14,}   hakwatch {b:>14,}")

@@ -1,6 +1,7 @@
-"""Show what hakwatch's /metrics says while the demo runs: every few seconds, per-second rates from two
-scrapes (allocations, frees by route, refills by stage, memory syscalls, page faults) and the SuperSlab
-gauges; at the end, the last scrape's hakmem_* series as Prometheus sees them.
+"""Show what hakwatch's /metrics says while the demo runs: every few seconds, where the memory is (the
+allocator's layers, the kernel's RSS beside the allocator's resident estimate), per-second rates from
+two scrapes (allocations, frees by route, refills by stage, memory syscalls, page faults) and the
+SuperSlab gauges; at the end, the last scrape's hakmem_* series as Prometheus sees them.
 
 Usage: demo_show.py URL [INTERVAL]. Returns when the endpoint stops answering (the watched command
 ended and `hakwatch run` exited).
@@ -31,7 +32,8 @@ def totals(text):
             if not s.name.startswith("hakmem_") or s.name.endswith(("_bucket", "_created")):
                 continue
             key = s.labels.get("route") or s.labels.get("stage") or s.labels.get("syscall") \
-                or s.labels.get("state") or s.labels.get("event") or ""
+                or s.labels.get("state") or s.labels.get("event") or s.labels.get("layer") \
+                or s.labels.get("kind") or ""
             out[(s.name, key)] += s.value
     return out
 
@@ -40,11 +42,25 @@ def line(title, pairs):
     return f"  {title:<16}" + "  ".join(f"{k} {v:>10,.0f}" for k, v in pairs)
 
 
+MIB = 1 << 20
+LAYERS = ("live", "thread_cache", "remote_free", "slab_free", "never_carved", "free_pages", "superslab_lru",
+          "superslab_purged", "superslab_reserved", "large_cache", "metadata")
+
+
+def mib(title, pairs):
+    return f"  {title:<16}" + "  ".join(f"{k} {v / MIB:,.1f}" for k, v in pairs)
+
+
 def show(prev, cur, dt):
     rate = lambda name, key="": (cur.get((name, key), 0) - prev.get((name, key), 0)) / dt
+    print(f"[{time.strftime('%H:%M:%S')}] memory now, MiB:")
+    print(mib("layers", [(k, cur.get(("hakmem_memory_bytes", k), 0)) for k in LAYERS if cur.get(("hakmem_memory_bytes", k))]))
+    print(mib("mapped", [("", cur.get(("hakmem_mapped_bytes", ""), 0)),
+                         ("allocator resident (est.)", cur.get(("hakmem_resident_estimate_bytes", ""), 0))]))
+    print(mib("RSS (kernel)", [(k, cur.get(("hakmem_process_resident_bytes", k), 0)) for k in ("anon", "file", "shmem")]))
     allocs = rate("hakmem_allocs_total")
     calls = sum(rate("hakmem_syscalls_total", s) for s in ("mmap", "munmap", "madvise", "mremap", "brk"))
-    print(f"[{time.strftime('%H:%M:%S')}] per second:")
+    print("  per second:")
     print(line("allocations", [("", allocs)]))
     print(line("frees by route", [(r, rate("hakmem_frees_total", r)) for r in ("tls_sll", "ss_local", "ss_remote", "large")]))
     print(line("refills by stage", [(s, rate("hakmem_refills_total", s)) for s in ("local", "remote", "carve", "slab", "lru", "map")]))

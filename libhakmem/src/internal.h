@@ -100,6 +100,7 @@ struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage)
 struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage);
 void hak_ss_retire(struct hak_superslab *ss);
 void hak_ss_touch(struct hak_superslab *ss, const char *from, const char *to);
+size_t hak_ss_trim(void);
 void hak_ss_abandon(struct hak_superslab *ss);
 struct hak_superslab *hak_ss_take_abandoned(void);
 void hak_ss_fork_prepare(void);
@@ -109,6 +110,7 @@ void hak_ss_fork_child(void);
 /* ---- large.c: blocks above the largest class, each its own mapping */
 void *hak_large_alloc(size_t n, size_t align, bool *fresh);
 bool hak_large_owns(const void *p);
+size_t hak_large_trim(void);
 void hak_large_free(void *p);
 size_t hak_large_usable(const void *p);
 void hak_large_fork_prepare(void);

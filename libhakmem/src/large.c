@@ -132,6 +132,24 @@ void hak_large_free(void *p)
 		unmap(base, bytes);
 }
 
+/* malloc_trim: every cached mapping goes back; returns the bytes unmapped. */
+size_t hak_large_trim(void)
+{
+	struct cached drop[CACHE_SLOTS];
+	hak_lock(&cache_lock);
+	unsigned n = cache_len;
+	memcpy(drop, cache, n * sizeof cache[0]);
+	cache_len = 0;
+	cache_bytes = 0;
+	hak_unlock(&cache_lock);
+	size_t bytes = 0;
+	for (unsigned i = 0; i < n; i++) {
+		unmap(drop[i].base, drop[i].bytes);
+		bytes += drop[i].bytes;
+	}
+	return bytes;
+}
+
 void hak_large_fork_prepare(void)
 {
 	hak_lock(&cache_lock);

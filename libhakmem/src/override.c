@@ -92,3 +92,15 @@ HAK_API size_t malloc_usable_size(void *p)
 {
 	return hak_usable_size(p);
 }
+
+/* glibc's extension: give back what can be given back now. Here that is every empty SuperSlab in the
+ * LRU (purged: the mapping stays, the pages go) and every cached large block (unmapped); `pad` has no
+ * meaning for an allocator without a heap top. Returns 1 if memory was released, as glibc does. */
+HAK_API int malloc_trim(size_t pad)
+{
+	hak_ensure_init();
+	size_t released = hak_ss_trim() + hak_large_trim();
+	if (hak_tc.heap)
+		hak_stats_flush(&hak_tc.counters); /* the gauges show the trim at once */
+	return released != 0;
+}

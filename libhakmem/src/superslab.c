@@ -101,18 +101,30 @@ static void lru_unlink(struct hak_superslab *ss)
 		hak_stats_ss_event(HAKMEM_SS_UNPURGE, ss, HAK_SS_SIZE);
 }
 
-/* Purge LRU entries idle past the delay, oldest first (they sit at the tail). Called under lru_lock,
- * on LRU traffic only: no timer thread, and a busy program never gets here with old entries. */
-static void lru_purge_idle(uint64_t now)
+/* Purge LRU entries idle for at least `delay_ns`, oldest first (they sit at the tail); returns the
+ * bytes given back. Called under lru_lock, on LRU traffic only (no timer thread: a busy program never
+ * gets here with old entries) and by malloc_trim (delay 0). */
+static size_t lru_purge_idle(uint64_t now, uint64_t delay_ns)
 {
+	size_t purged = 0;
 	for (struct hak_superslab *ss = lru_tail; ss && !ss->purged; ss = ss->prev) {
-		if (now - ss->idle_since_ns < hak_opt.ss_purge_delay_ns)
+		if (now - ss->idle_since_ns < delay_ns)
 			break;
 		ss->purged = 1;
 		ss_untouch(ss, 1);
 		hak_stats_ss_event(HAKMEM_SS_MADVISE, ss, HAK_SS_SIZE - HAK_PAGE_SIZE);
 		hak_os_purge((char *)ss + HAK_PAGE_SIZE, HAK_SS_SIZE - HAK_PAGE_SIZE);
+		purged += HAK_SS_SIZE - HAK_PAGE_SIZE;
 	}
+	return purged;
+}
+
+size_t hak_ss_trim(void)
+{
+	hak_lock(&lru_lock);
+	size_t purged = lru_purge_idle(hak_now_ns(), 0);
+	hak_unlock(&lru_lock);
+	return purged;
 }
 
 static struct hak_superslab *ss_map_fresh(void)
@@ -199,7 +211,7 @@ void hak_ss_retire(struct hak_superslab *ss)
 		lru_unlink(evicted);
 		hak_stats_ss_event(HAKMEM_SS_LRU_EVICT, evicted, HAK_SS_SIZE);
 	}
-	lru_purge_idle(now);
+	lru_purge_idle(now, hak_opt.ss_purge_delay_ns);
 	hak_unlock(&lru_lock);
 	if (evicted)
 		ss_unmap(evicted);

@@ -26,7 +26,7 @@ from hakmem_testlib import CLASS_SIZES, class_of
 
 ALLOCATOR = ["glibc", "libhakmem"]
 FUNCTIONS = ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
-             "memalign", "valloc", "pvalloc", "malloc_usable_size"]
+             "memalign", "valloc", "pvalloc", "malloc_usable_size", "malloc_trim"]
 CLASS_ARGS = [str(c) for c in CLASS_SIZES]
 
 

@@ -37,6 +37,19 @@ def test_freeing_the_set_leaves_nothing_of_it_live(hak, prog, tmp_path):
     assert one["memory"]["layers"]["large_cache"] == LIVE_PER_UNIT["large"]
 
 
+def test_malloc_trim_gives_back_what_the_allocator_retained(hak, prog, tmp_path):
+    """After the set is freed its large blocks sit in the large-block cache and emptied SuperSlabs in
+    the LRU; malloc_trim(0) unmaps the first and purges the second (the program checks it returns 1)."""
+    kept, trimmed = stats(hak, prog, tmp_path, "free", 8), tmp_path / "trim.json"
+    hak.run([prog("alloc_live"), "free", 8, "trim"], stats=trimmed, timeout=60)
+    trimmed = check_stats_schema(load_stats(trimmed))
+    before, after = kept["memory"]["layers"], trimmed["memory"]["layers"]
+    assert before["large_cache"] > 0 and before["superslab_lru"] > 0, before
+    assert after["large_cache"] == 0 and after["superslab_lru"] == 0, after
+    assert after["superslab_purged"] == before["superslab_lru"], (before, after)
+    assert trimmed["memory"]["resident_estimate"] < kept["memory"]["resident_estimate"] - before["superslab_lru"] // 2
+
+
 def smaps_rss_from(pid, start):
     """Rss in bytes of the mappings of `pid` that begin at or above `start`, below the stack and libraries."""
     rss, inside = 0, False

@@ -53,7 +53,7 @@ static int resolve(void)
 		{"realloc", (void *)realloc}, {"reallocarray", (void *)reallocarray},
 		{"posix_memalign", (void *)posix_memalign}, {"aligned_alloc", (void *)aligned_alloc},
 		{"memalign", (void *)memalign}, {"valloc", (void *)valloc}, {"pvalloc", (void *)pvalloc},
-		{"malloc_usable_size", (void *)malloc_usable_size},
+		{"malloc_usable_size", (void *)malloc_usable_size}, {"malloc_trim", (void *)malloc_trim},
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		/* Both the address this program was linked to and what a dlsym lookup finds. */

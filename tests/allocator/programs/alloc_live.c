@@ -4,14 +4,16 @@
  * grown by realloc. Every block is written whole. With `wait`, prints "ready" and waits for a line on
  * stdin before it goes on (a test attaches or reads /proc meanwhile). With `thread`, a thread builds
  * the set and exits, so every count is flushed before "ready" (the main thread allocates nothing).
- * `hold` keeps the set to exit, `free` frees it all first. One unit (tests/allocator/live_set.py
+ * `hold` keeps the set to exit, `free` frees it all first (and with `trim`, then calls malloc_trim(0),
+ * which must report memory released). One unit (tests/allocator/live_set.py
  * holds the expected bytes):
  *   1000 x malloc(100), 300 x malloc(1000), 50 x malloc(5000), 4 x malloc(300000),
  *   2000 x malloc(40) by a thread, 1000 of them freed by the main thread,
  *   200 x malloc(20) then realloc(p, 3000).
  *
- *   alloc_live hold|free K [wait] [thread]
+ *   alloc_live hold|free K [wait] [thread] [trim]
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +99,7 @@ static int flag(int argc, char **argv, const char *name)
 int main(int argc, char **argv)
 {
 	if (argc < 3 || (strcmp(argv[1], "hold") && strcmp(argv[1], "free")))
-		FAIL("usage: alloc_live hold|free K [wait] [thread]");
+		FAIL("usage: alloc_live hold|free K [wait] [thread] [trim]");
 	k = strtoul(argv[2], NULL, 10);
 	if (flag(argc, argv, "thread")) {
 		pthread_t builder;
@@ -119,6 +121,8 @@ int main(int argc, char **argv)
 		drop(&large);
 		drop(&remote);
 		drop(&grown);
+		if (flag(argc, argv, "trim") && malloc_trim(0) != 1)
+			FAIL("malloc_trim(0) released nothing after the set was freed");
 	}
 	return 0;
 }
