@@ -12,7 +12,6 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 
 from hakwatch.errors import HakwatchError
 from hakwatch.layout import PROBES_DIR, totals_ctype
@@ -55,7 +54,8 @@ class Probes:
         if os.geteuid() != 0:
             raise HakwatchError("loading BPF programs needs root: run hakwatch with sudo")
         BPF = _import_bcc()
-        self.lib = str(Path(lib).resolve()) if lib else None
+        # not resolved: /proc/PID/map_files/... must stay the link the kernel follows to the mapped file
+        self.lib = os.path.abspath(lib) if lib else None
         found = {}
         if self.lib:
             sites = [p for p in read_probes(self.lib) if p.provider == "hakmem"]
@@ -110,13 +110,14 @@ class Probes:
         t.comm = comm.encode()[:15]
         targets[ct.c_uint32(pid)] = t
 
-    def watch_running(self, pid: int, comm: str):
-        """Watch a process that is already running (attach --pid, --lib, top, snapshot): its entry
-        starts from the totals in its memory, read after the probes are attached (DESIGN.md)."""
-        self.add_target(pid, comm)
-        totals = read_totals(self.lib, pid)
+    def watch_running(self, mapping, comm: str):
+        """Watch a process that is already running (attach --pid, --lib, top, snapshot), given its
+        mapping of the library (targets.Mapping): its entry starts from the totals in its memory,
+        read after the probes are attached (DESIGN.md)."""
+        self.add_target(mapping.pid, comm)
+        totals = read_totals(mapping)
         if totals is not None:
-            self.seed(pid, totals)
+            self.seed(mapping.pid, totals)
 
     def seed(self, pid: int, totals) -> bool:
         """Start a process's entry from totals read out of its memory, unless a flush got there

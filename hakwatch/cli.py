@@ -61,8 +61,9 @@ def main(ctx, check):
         click.echo(ctx.get_help())
 
 
-def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False):
-    """Load and attach, bind the server; returns (probes, reader, server) not yet serving."""
+def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False, label=None):
+    """Load and attach, bind the server; returns (probes, reader, server) not yet serving. `label` is
+    the library as the metrics name it (default: `lib`)."""
     from hakwatch.bpf import Probes
     from hakwatch.collector import HakwatchCollector
     from hakwatch.reader import Reader
@@ -73,7 +74,7 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
                     detail_refill="refill" in detail)
     try:
         reader = Reader(probes, retention)
-        server = MetricsServer(listen, HakwatchCollector(reader, lib))
+        server = MetricsServer(listen, HakwatchCollector(reader, lib, label))
     except BaseException:
         probes.close()
         raise
@@ -98,7 +99,7 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
       sudo hakwatch attach --lib /usr/local/lib/libhakmem.so --listen 0.0.0.0:10464
       curl -s 127.0.0.1:10464/metrics | grep hakmem_syscalls_total
     """
-    from hakwatch.targets import check_pid, comm_of, library_of, processes_mapping
+    from hakwatch.targets import check_pid, comm_of, file_id, library_of, processes_mapping
 
     if bool(pids) == bool(lib):
         raise HakwatchError("give --pid PID (one or more) or --lib PATH", status=2)
@@ -106,27 +107,29 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     _stop_on_signals()
     if pids:
-        ids = [check_pid(p) for p in pids]
-        libs = {}
-        for pid in ids:
+        running, files = [], set()
+        for pid in (check_pid(p) for p in pids):
             found = library_of(pid)
             if not found:
                 raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem (not in /proc/{pid}/maps)")
-            st = os.stat(found)
-            libs.setdefault((st.st_dev, st.st_ino), found)
-        if len(libs) > 1:
-            raise HakwatchError("those processes map different libhakmem files: run one hakwatch per library")
-        lib_path = next(iter(libs.values()))
-        probes, reader, server = _watch(lib_path, listen, retention, max_targets, detail, user)
-        running = ids
+            try:
+                files.add(file_id(found.file))
+            except OSError:
+                raise HakwatchError(f"process {pid} exited while hakwatch attached") from None
+            running.append(found)
+        if len(files) > 1:
+            raise HakwatchError("those processes map different libhakmem files: run one hakwatch per "
+                                "library, or `hakwatch attach --all`")
+        probes, reader, server = _watch(running[0].file, listen, retention, max_targets, detail, user,
+                                        label=running[0].path)
     else:
         if not os.path.isfile(lib):
             raise HakwatchError(f"{lib}: no such file")
         probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True)
         running = processes_mapping(lib)
     try:
-        for pid in running:
-            probes.watch_running(pid, comm_of(pid))
+        for mapping in running:
+            probes.watch_running(mapping, comm_of(mapping.pid))
         from hakwatch.server import drop_privileges
         drop_privileges(user)
         server.start()

@@ -30,9 +30,9 @@ def _buckets(hist: list[int], sum_ns: int):
 
 
 class HakwatchCollector:
-    def __init__(self, reader: Reader, library: str | None):
+    def __init__(self, reader: Reader, library: str | None, label: str | None = None):
         self.reader = reader
-        self.library = library or ""
+        self.library = label or library or ""
         self.library_version = library_version(library) if library else ""
         try:
             import bcc

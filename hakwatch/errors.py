@@ -1,6 +1,7 @@
 """The one exception type a user ever sees, and the decorator that turns it into one line on stderr."""
 
 import functools
+import os
 import sys
 
 import click
@@ -16,7 +17,9 @@ class HakwatchError(Exception):
 
 
 def friendly(fn):
-    """For click commands: a HakwatchError ends as `hakwatch: <message>` and its status; Ctrl-C quietly."""
+    """For click commands: a HakwatchError ends as `hakwatch: <message>` and its status; Ctrl-C quietly.
+    An OSError nobody turned into a sentence still ends in one line naming the file; anything else is
+    a bug, reported in one line too (HAKWATCH_DEBUG=1 lets the traceback through)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -26,4 +29,14 @@ def friendly(fn):
             sys.exit(e.status)
         except KeyboardInterrupt:
             sys.exit(130)
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            click.echo(f"hakwatch: {e.strerror or e}{where}", err=True)
+            sys.exit(1)
+        except Exception as e:
+            if os.environ.get("HAKWATCH_DEBUG"):
+                raise
+            click.echo(f"hakwatch: internal error ({type(e).__name__}: {e}); please report it "
+                       "(HAKWATCH_DEBUG=1 shows where)", err=True)
+            sys.exit(70)
     return wrapper

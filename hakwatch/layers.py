@@ -22,10 +22,12 @@ class Memory:
 
 
 def routes(lay: Layout, c) -> dict[str, int]:
-    """Frees by route: the block counts small frees by class and the slab routes again."""
-    small = sum(c.frees[i] for i in range(len(lay.class_sizes)))
-    local, remote = c.slab_frees[0], c.slab_frees[1]
-    return dict(zip(lay.routes, (small - local - remote, local, remote, c.frees[len(lay.class_sizes)])))
+    """Frees by route: frees[] counts the thread-cache route by class (and large blocks), slab_frees[]
+    the two slab routes by class."""
+    n = len(lay.class_sizes)
+    cached = sum(c.frees[i] for i in range(n))
+    local, remote = (sum(c.slab_frees[i][r] for i in range(n)) for r in (0, 1))
+    return dict(zip(lay.routes, (cached, local, remote, c.frees[n])))
 
 
 def memory(lay: Layout, c) -> Memory:
@@ -34,12 +36,14 @@ def memory(lay: Layout, c) -> Memory:
     e = dict(zip(lay.ss_events, c.ss_events))
     sizes, n = lay.class_sizes, len(lay.class_sizes)
     ss, hdr = lay.superslab_bytes, lay.superslab_header_bytes
-    live = {str(size): (c.allocs[i] - c.frees[i]) * size for i, size in enumerate(sizes)}
+    live = {str(size): (c.allocs[i] - c.frees[i] - c.slab_frees[i][0] - c.slab_frees[i][1]) * size
+            for i, size in enumerate(sizes)}
     live[LARGE] = b["large_alloc"] - b["large_free"]
     refilled = sum(c.refill_objects[i] * sizes[i] for i in range(n))
-    freed_small = sum(c.frees[i] * sizes[i] for i in range(n))
+    cached = sum(c.frees[i] * sizes[i] for i in range(n))
     allocated_small = sum(c.allocs[i] * sizes[i] for i in range(n))
-    local, remote = b["slab_local_free"], b["slab_remote_free"]
+    local = sum(c.slab_frees[i][0] * sizes[i] for i in range(n))
+    remote = sum(c.slab_frees[i][1] * sizes[i] for i in range(n))
     drained, returned = b["remote_drained"], b["cache_returned"]
     carved, released_carved = b["carved"], b["slab_out_carved"]
     slabs = b["slab_in"] - b["slab_out"]
@@ -48,7 +52,7 @@ def memory(lay: Layout, c) -> Memory:
     ss_purged = e["madvise"] - e["unpurge"]
     values = {
         "live": sum(live.values()),
-        "thread_cache": refilled + freed_small - local - remote - allocated_small - returned,
+        "thread_cache": refilled + cached - allocated_small - returned,
         "remote_free": remote - drained,
         "slab_free": local + drained + returned - (refilled - carved) - released_carved,
         "never_carved": slabs - (carved - released_carved),

@@ -47,38 +47,29 @@ def library_version(path: str) -> str:
         return f.read(64).split(b"\0", 1)[0].decode(errors="replace")
 
 
-def totals_address(path: str, pid: int) -> int | None:
+def totals_address(mapping) -> int:
     """Where `hakmem_totals` is in the process: the library's load address (its mapping at file
-    offset 0, found by device and inode in /proc/PID/maps) plus the symbol's value. None when the
-    process has exited or no longer maps the library (it exec'd)."""
-    f, elf = _open_elf(path)
+    offset 0, a targets.Mapping) plus the symbol's value."""
+    f, elf = _open_elf(mapping.file)
     with f:
         sym = _symbol(elf, TOTALS_SYMBOL)
     if sym is None:
-        raise HakwatchError(f"{path} exports no {TOTALS_SYMBOL}: a libhakmem older than hakwatch "
+        raise HakwatchError(f"{mapping.path} exports no {TOTALS_SYMBOL}: a libhakmem older than hakwatch "
                             "(rebuild it, or watch it with `hakwatch run` from its start)")
-    st = os.stat(path)
-    try:
-        with open(f"/proc/{pid}/maps") as maps:
-            for line in maps:
-                parts = line.split(None, 5)
-                if len(parts) < 5 or int(parts[2], 16) != 0 or int(parts[4]) != st.st_ino:
-                    continue
-                major, minor = (int(x, 16) for x in parts[3].split(":"))
-                if os.makedev(major, minor) == st.st_dev:
-                    return int(parts[0].split("-")[0], 16) + sym["st_value"]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
+    return mapping.start + sym["st_value"]
 
 
-def read_totals(path: str, pid: int, attempts: int = 100):
-    """The process's totals, read whole between two flushes (their `seq` is even and unchanged); None
-    when the process exited meanwhile."""
+def read_totals(mapping, attempts: int = 100):
+    """The totals of the process that has this mapping of libhakmem, read whole between two flushes
+    (their `seq` is even and unchanged); None when the process exited meanwhile."""
     Totals = totals_ctype()
-    addr = totals_address(path, pid)
-    if addr is None:
-        return None
+    pid = mapping.pid
+    try:
+        addr = totals_address(mapping)
+    except HakwatchError:
+        if not os.path.exists(f"/proc/{pid}"):
+            return None  # exited: nothing to seed
+        raise
     try:
         with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
             for _ in range(attempts):

@@ -28,21 +28,18 @@ def _list(path, pid, as_json):
     if bool(path) == bool(pid):
         raise HakwatchError("give a library PATH or --pid PID", status=2)
     if pid:
-        from hakwatch.targets import check_pid
-        from pathlib import Path
+        from hakwatch.targets import check_pid, file_mappings
 
         check_pid(str(pid))
-        try:
-            lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
-        except PermissionError:
-            raise HakwatchError(f"cannot read /proc/{pid}/maps: permission denied") from None
-        files = sorted({ln.split(None, 5)[5] for ln in lines if len(ln.split(None, 5)) == 6 and ln.split(None, 5)[5].startswith("/")})
         found = []
-        for f in files:
-            try:
-                found += read_probes(f"/proc/{pid}/root{f}")
-            except HakwatchError:
-                continue  # not ELF, or gone: nothing to list there
+        for m in file_mappings(pid):
+            # the mapping itself (root only), else the path in the process's root (a process of one's own)
+            for candidate in (m.file, f"/proc/{pid}/root{m.path}"):
+                try:
+                    found += [p for p in read_probes(candidate)]
+                    break
+                except HakwatchError:
+                    continue  # not ELF, not readable from here, or gone
     else:
         found = read_probes(path)
     if not found:

@@ -1,12 +1,36 @@
-"""Finding processes and the libhakmem they map, through /proc (and /proc/PID/root, so processes in
-other mount namespaces such as containers resolve to a path this process can open)."""
+"""Finding processes and the libhakmem they map, whatever mount namespace or root they live in.
 
+A mapped file is reached through `/proc/PID/map_files/START-END`: the kernel resolves that link to the
+very file the process mapped (the inode, deleted or replaced on disk included), for a process in a
+chroot, in its own mount namespace or behind pivot_root alike, where the path /proc/PID/maps prints
+may be the host's, the container's, or nobody's. hakwatch reads the ELF notes and attaches the
+uprobes through that path (root only: the kernel lets only CAP_SYS_ADMIN follow those links).
+"""
+
+import errno
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from hakwatch.errors import HakwatchError
 
 DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "libhakmem" / "build" / "libhakmem.so"
+NEEDLE = "libhakmem"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A file's first mapping in a process (file offset 0: its load address)."""
+    pid: int
+    start: int
+    end: int
+    path: str    # as /proc/PID/maps prints it: for people, not for opening
+    exec: bool   # some mapping of this file in the process is executable
+
+    @property
+    def file(self) -> str:
+        """A path to the mapped file that this process (as root) can open and attach uprobes to."""
+        return f"/proc/{self.pid}/map_files/{self.start:x}-{self.end:x}"
 
 
 def comm_of(pid: int) -> str:
@@ -14,22 +38,6 @@ def comm_of(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return "?"
-
-
-def library_of(pid: int, needle: str = "libhakmem") -> str | None:
-    """The libhakmem file a process maps, as a path openable from here (through /proc/PID/root)."""
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except FileNotFoundError:
-        raise HakwatchError(f"no process with pid {pid}") from None
-    except PermissionError:
-        raise HakwatchError(f"cannot read /proc/{pid}/maps: permission denied (run as root)") from None
-    for line in maps.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and needle in os.path.basename(parts[5]) and parts[5].startswith("/"):
-            inside = parts[5].removesuffix(" (deleted)")
-            return f"/proc/{pid}/root{inside}"
-    return None
 
 
 def check_pid(text: str) -> int:
@@ -41,21 +49,61 @@ def check_pid(text: str) -> int:
     return pid
 
 
-def processes_mapping(lib: str) -> list[int]:
-    """Running processes that map the same file as `lib` (same device and inode)."""
-    st = os.stat(lib)
+def _os_error(pid: int, what: str, e: OSError) -> HakwatchError:
+    if e.errno in (errno.ENOENT, errno.ESRCH):
+        return HakwatchError(f"process {pid} exited while hakwatch looked at it")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return HakwatchError(f"cannot read {what} of process {pid} ({comm_of(pid)}): permission denied "
+                             "(run hakwatch with sudo)")
+    return HakwatchError(f"cannot read {what} of process {pid}: {e.strerror}")
+
+
+def file_mappings(pid: int) -> list[Mapping]:
+    """Every mapped file of the process, once each (its offset-0 mapping)."""
+    try:
+        text = Path(f"/proc/{pid}/maps").read_text()
+    except OSError as e:
+        raise _os_error(pid, "/proc/PID/maps", e) from None
+    first: dict[str, Mapping] = {}
+    executable: set[str] = set()
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 6 or not parts[5].startswith("/"):
+            continue  # anonymous, [heap], [stack], [vdso]...
+        span, perms, offset, path = parts[0], parts[1], int(parts[2], 16), parts[5]
+        if "x" in perms:
+            executable.add(path)
+        if offset == 0 and path not in first:
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            first[path] = Mapping(pid, lo, hi, path, False)
+    return [Mapping(m.pid, m.start, m.end, m.path, m.path in executable) for m in first.values()]
+
+
+def library_of(pid: int) -> Mapping | None:
+    """The libhakmem the process maps (by file name), or None."""
+    for m in file_mappings(pid):
+        if NEEDLE in os.path.basename(m.path.removesuffix(" (deleted)")):
+            return m
+    return None
+
+
+def file_id(path: str) -> tuple[int, int]:
+    """What tells two paths to one file apart from two files: device and inode."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def processes_mapping(lib: str) -> list[Mapping]:
+    """Running processes that map the same file as `lib` (same device and inode), in any namespace."""
+    want = file_id(lib)
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            for line in Path(f"/proc/{entry.name}/maps").read_text().splitlines():
-                parts = line.split(None, 5)
-                if len(parts) == 6 and parts[5].startswith("/") and "libhakmem" in parts[5]:
-                    p = os.stat(f"/proc/{entry.name}/root{parts[5]}")
-                    if (p.st_dev, p.st_ino) == (st.st_dev, st.st_ino):
-                        found.append(int(entry.name))
-                        break
-        except OSError:
-            continue
+            m = library_of(int(entry.name))
+            if m is not None and file_id(m.file) == want:
+                found.append(m)
+        except (HakwatchError, OSError):
+            continue  # gone meanwhile, or a kernel thread
     return found

@@ -84,12 +84,12 @@ def _open(pid_text: str):
     from hakwatch.targets import check_pid, comm_of, library_of
 
     pid = check_pid(pid_text)
-    lib = library_of(pid)
-    if not lib:
+    mapping = library_of(pid)
+    if not mapping:
         raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem")
-    probes = Probes(lib)
+    probes = Probes(mapping.file)
     try:
-        probes.watch_running(pid, comm_of(pid))
+        probes.watch_running(mapping, comm_of(pid))
     except BaseException:
         probes.close()
         raise

@@ -69,6 +69,8 @@ def read_probes(path: str | Path) -> list[UsdtProbe]:
         raise HakwatchError(f"{path}: is a directory, not a library") from None
     except PermissionError:
         raise HakwatchError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise HakwatchError(f"{path}: {e.strerror}") from None
     except ELFError:
         raise HakwatchError(f"{path}: not an ELF file") from None
 

@@ -48,9 +48,9 @@ enum hakmem_stage {
 };
 #define HAKMEM_STAGE_NAMES "local", "remote", "carve", "slab", "lru", "map"
 
-/* Free routes: every free() of a block takes exactly one. The block counts frees by class (frees[]),
- * and the two slab routes again (slab_frees[]); so tls_sll = the small frees - ss_local - ss_remote,
- * and large = frees[HAKMEM_SLOT_LARGE]. */
+/* Free routes: every free() of a block takes exactly one. The block counts frees by class and route:
+ * frees[] those of the thread-cache route (tls_sll) and large blocks, slab_frees[] the two slab routes,
+ * so that the fast path adds to one counter and a slow free to one other. */
 enum hakmem_route {
 	HAKMEM_ROUTE_TLS_SLL,	/* pushed to the freeing thread's cache */
 	HAKMEM_ROUTE_SS_LOCAL,	/* returned to its slab by the slab's owner */
@@ -60,7 +60,7 @@ enum hakmem_route {
 };
 #define HAKMEM_ROUTE_NAMES "tls_sll", "ss_local", "ss_remote", "large"
 
-/* The slab routes, the index of slab_frees[] and slab_free_bytes[]. */
+/* The slab routes, the second index of slab_frees[]. */
 enum hakmem_slab_route {
 	HAKMEM_SLAB_LOCAL,
 	HAKMEM_SLAB_REMOTE,
@@ -107,8 +107,6 @@ enum hakmem_bytes {
 	HAKMEM_B_LARGE_MAP,		/* large-block mappings made */
 	HAKMEM_B_LARGE_UNMAP,		/* large-block mappings given back */
 	HAKMEM_B_SS_RESERVED,		/* SuperSlab address space mapped (whole batches) */
-	HAKMEM_B_SLAB_LOCAL_FREE,	/* small blocks freed by a slab's owner straight to the slab */
-	HAKMEM_B_SLAB_REMOTE_FREE,	/* small blocks queued on another thread's slab */
 	HAKMEM_B_REMOTE_DRAINED,	/* queued blocks taken back into their slab's free list */
 	HAKMEM_B_CACHE_RETURNED,	/* blocks a thread cache gave back to their slabs */
 	HAKMEM_B_CARVED,		/* fresh blocks cut from slabs */
@@ -120,12 +118,12 @@ enum hakmem_bytes {
 	HAKMEM_B_TOUCHED_OUT,		/* touched SuperSlab memory purged or unmapped */
 	HAKMEM_NUM_BYTES
 };
-#define HAKMEM_BYTES_NAMES "requested", "large_alloc", "large_free", "large_map", "large_unmap", "ss_reserved", "slab_local_free", "slab_remote_free", "remote_drained", "cache_returned", "carved", "slab_in", "slab_out", "slab_out_carved", "metadata", "touched_in", "touched_out"
+#define HAKMEM_BYTES_NAMES "requested", "large_alloc", "large_free", "large_map", "large_unmap", "ss_reserved", "remote_drained", "cache_returned", "carved", "slab_in", "slab_out", "slab_out_carved", "metadata", "touched_in", "touched_out"
 
 struct hakmem_counters {
 	__u64 allocs[HAKMEM_NUM_CLASSES + 1];			/* blocks handed out, per class, then large */
-	__u64 frees[HAKMEM_NUM_CLASSES + 1];			/* blocks freed, per class, then large */
-	__u64 slab_frees[HAKMEM_NUM_SLAB_ROUTES];		/* small frees that went to a slab: ss_local, ss_remote */
+	__u64 frees[HAKMEM_NUM_CLASSES + 1];			/* blocks freed to the thread cache, per class, then large */
+	__u64 slab_frees[HAKMEM_NUM_CLASSES][HAKMEM_NUM_SLAB_ROUTES];	/* blocks freed to a slab, per class: ss_local, ss_remote */
 	__u64 refills[HAKMEM_NUM_CLASSES][HAKMEM_NUM_STAGES];	/* thread-cache refills, per class and serving stage */
 	__u64 refill_objects[HAKMEM_NUM_CLASSES];		/* blocks those refills brought, per class */
 	__u64 os_calls[HAKMEM_NUM_OS_CALLS];			/* the allocator's own memory syscalls */

@@ -72,7 +72,7 @@ static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 	}
 	tc->counters.allocs[HAKMEM_SLOT_LARGE]++;
 	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
-	tc->bytes_since_flush += n;
+	tc->slow_bytes_since_flush += n;
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
 	else if (tc->heap)

@@ -9,40 +9,10 @@
  */
 #include "internal.h"
 
-static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
-				   struct hak_block *b)
+/* What every slow free ends with: an exiting thread flushes at once, a thread that only frees gets
+ * a heap (its counters go out at its exit), the others flush when it is time. */
+static inline void after_slow_free(struct hak_tcache *tc)
 {
-	/* read now: on the ss_local route the slab may be released, its SuperSlab unmapped */
-	unsigned cls = s->cls;
-	uint32_t bsize = s->bsize;
-	tc->bytes_since_flush += bsize;
-	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
-		/* The cache is full: straight back to the slab. (Returning half the cache here instead was
-		 * measured slower: walking the list to split it misses the cache on every block.) */
-		tc->counters.frees[cls]++;
-		tc->counters.slab_frees[HAKMEM_SLAB_LOCAL]++;
-		tc->counters.bytes[HAKMEM_B_SLAB_LOCAL_FREE] += bsize;
-		hak_slab_put_local(tc->heap, ss, s, b);
-		/* A class that overflows its cache gets a bigger one, up to 256 KiB of blocks (tcmalloc's
-		 * slow start): bursts of frees then stay on the fast path. */
-		unsigned most = HAK_CACHE_MAX_BYTES / hak_class_size[cls];
-		if (tc->limit[cls] < most)
-			tc->limit[cls] += tc->limit[cls] / 4 + 1;
-	} else {
-		tc->counters.frees[cls]++;
-		tc->counters.slab_frees[HAKMEM_SLAB_REMOTE]++;
-		tc->counters.bytes[HAKMEM_B_SLAB_REMOTE_FREE] += bsize;
-		struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
-		do
-			b->next = old;
-		while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, b, memory_order_release,
-							      memory_order_relaxed));
-		/* The first remote block on a slab tells its owner to look at its full slabs. */
-		struct hak_heap *owner = atomic_load_explicit(&ss->heap, memory_order_relaxed);
-		if (!old && owner)
-			atomic_store_explicit(&owner->remote_pending, 1, memory_order_relaxed);
-	}
-	tc->slow_since_flush++;
 	if (unlikely(tc->exited)) {
 		if (tc->heap)
 			hak_heap_teardown(tc);
@@ -50,10 +20,45 @@ static HAK_NOINLINE void free_slow(struct hak_tcache *tc, struct hak_superslab *
 			hak_stats_flush(&tc->counters);
 		return;
 	}
-	/* A thread that only frees still needs a heap: its counters are flushed at its exit. */
 	if (unlikely(!tc->heap) && !hak_heap_init(tc))
 		return;
 	hak_stats_maybe_flush(tc);
+}
+
+/* ss_local: the cache is full, straight back to the slab. (Returning half the cache here instead was
+ * measured slower: walking the list to split it misses the cache on every block.) */
+static HAK_NOINLINE void free_local(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
+				    struct hak_block *b)
+{
+	unsigned cls = s->cls;
+	tc->slow_bytes_since_flush += s->bsize;
+	tc->counters.slab_frees[cls][HAKMEM_SLAB_LOCAL]++;
+	hak_slab_put_local(tc->heap, ss, s, b); /* may release the slab and its SuperSlab: s is gone */
+	/* A class that overflows its cache gets a bigger one, up to 256 KiB of blocks (tcmalloc's slow
+	 * start): bursts of frees then stay on the fast path. */
+	unsigned most = HAK_CACHE_MAX_BYTES / hak_class_size[cls];
+	if (tc->limit[cls] < most)
+		tc->limit[cls] += tc->limit[cls] / 4 + 1;
+	after_slow_free(tc);
+}
+
+/* ss_remote: another thread's (or an abandoned) slab. Its own function, a leaf but for the tail call
+ * to the flush check, so that it saves no registers. */
+static HAK_NOINLINE void free_remote(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
+				     struct hak_block *b)
+{
+	tc->slow_bytes_since_flush += s->bsize;
+	tc->counters.slab_frees[s->cls][HAKMEM_SLAB_REMOTE]++;
+	struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+	do
+		b->next = old;
+	while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, b, memory_order_release,
+						      memory_order_relaxed));
+	/* The first remote block on a slab tells its owner to look at its full slabs. */
+	struct hak_heap *owner = atomic_load_explicit(&ss->heap, memory_order_relaxed);
+	if (!old && owner)
+		atomic_store_explicit(&owner->remote_pending, 1, memory_order_relaxed);
+	after_slow_free(tc);
 }
 
 /* Out of line so that free()'s fast path saves no registers and sets up no frame. */
@@ -64,7 +69,7 @@ static HAK_NOINLINE void free_not_small(void *p)
 		if (unlikely(!tc->heap) && !tc->exited)
 			hak_heap_init(tc);
 		tc->counters.frees[HAKMEM_SLOT_LARGE]++;
-		tc->bytes_since_flush += hak_large_usable(p);
+		tc->slow_bytes_since_flush += hak_large_usable(p);
 		hak_large_free(p);
 		if (unlikely(tc->exited))
 			hak_stats_flush(&tc->counters);
@@ -81,15 +86,18 @@ void hak_free(void *p)
 		unsigned cls = ss->page_cls[((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT];
 		struct hak_tcache *tc = &hak_tc;
 		struct hak_block *b = p;
-		if (likely(atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc &&
-			   tc->count[cls] < tc->limit[cls])) {
-			b->next = tc->head[cls];
-			tc->head[cls] = b;
-			tc->count[cls]++;
-			tc->counters.frees[cls]++;
+		if (unlikely(atomic_load_explicit(&ss->owner, memory_order_relaxed) != tc)) {
+			free_remote(tc, ss, hak_slab_of(ss, p), b);
 			return;
 		}
-		free_slow(tc, ss, hak_slab_of(ss, p), b);
+		if (unlikely(tc->count[cls] >= tc->limit[cls])) {
+			free_local(tc, ss, hak_slab_of(ss, p), b);
+			return;
+		}
+		b->next = tc->head[cls];
+		tc->head[cls] = b;
+		tc->count[cls]++;
+		tc->counters.frees[cls]++;
 		return;
 	}
 	free_not_small(p);

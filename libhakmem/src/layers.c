@@ -12,7 +12,9 @@ int64_t hak_live_bytes(const struct hakmem_counters *t, unsigned slot)
 {
 	if (slot == HAKMEM_SLOT_LARGE)
 		return (int64_t)(t->bytes[HAKMEM_B_LARGE_ALLOC] - t->bytes[HAKMEM_B_LARGE_FREE]);
-	return (int64_t)(t->allocs[slot] - t->frees[slot]) * hak_class_size[slot];
+	const __u64 *slab = t->slab_frees[slot];
+	return (int64_t)(t->allocs[slot] - t->frees[slot] - slab[HAKMEM_SLAB_LOCAL] - slab[HAKMEM_SLAB_REMOTE]) *
+	       hak_class_size[slot];
 }
 
 void hak_superslabs(const struct hakmem_counters *t, int64_t *live, int64_t *cached, int64_t *purged)
@@ -27,14 +29,16 @@ void hak_superslabs(const struct hakmem_counters *t, int64_t *live, int64_t *cac
 void hak_layers(const struct hakmem_counters *t, int64_t out[HAKMEM_NUM_LAYERS])
 {
 	const __u64 *b = t->bytes;
-	int64_t live_small = 0, refilled = 0, freed_small = 0, allocated_small = 0;
+	int64_t live_small = 0, refilled = 0, cached = 0, allocated_small = 0, local = 0, remote = 0;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		int64_t sz = hak_class_size[c];
 		live_small += hak_live_bytes(t, c);
-		refilled += (int64_t)t->refill_objects[c] * hak_class_size[c];
-		freed_small += (int64_t)t->frees[c] * hak_class_size[c];
-		allocated_small += (int64_t)t->allocs[c] * hak_class_size[c];
+		refilled += (int64_t)t->refill_objects[c] * sz;
+		cached += (int64_t)t->frees[c] * sz;
+		allocated_small += (int64_t)t->allocs[c] * sz;
+		local += (int64_t)t->slab_frees[c][HAKMEM_SLAB_LOCAL] * sz;
+		remote += (int64_t)t->slab_frees[c][HAKMEM_SLAB_REMOTE] * sz;
 	}
-	int64_t local = b[HAKMEM_B_SLAB_LOCAL_FREE], remote = b[HAKMEM_B_SLAB_REMOTE_FREE];
 	int64_t drained = b[HAKMEM_B_REMOTE_DRAINED], returned = b[HAKMEM_B_CACHE_RETURNED];
 	int64_t carved = b[HAKMEM_B_CARVED], released_carved = b[HAKMEM_B_SLAB_OUT_CARVED];
 	int64_t slabs = (int64_t)(b[HAKMEM_B_SLAB_IN] - b[HAKMEM_B_SLAB_OUT]);
@@ -43,8 +47,8 @@ void hak_layers(const struct hakmem_counters *t, int64_t out[HAKMEM_NUM_LAYERS])
 	hak_superslabs(t, &ss_live, &ss_cached, &ss_purged);
 
 	out[HAKMEM_LAYER_LIVE] = live_small + live_large;
-	/* blocks enter a thread cache by refills and by frees that stay there; leave by mallocs and returns */
-	out[HAKMEM_LAYER_THREAD_CACHE] = refilled + freed_small - local - remote - allocated_small - returned;
+	/* blocks enter a thread cache by refills and by frees to it; leave by mallocs and returns */
+	out[HAKMEM_LAYER_THREAD_CACHE] = refilled + cached - allocated_small - returned;
 	out[HAKMEM_LAYER_REMOTE_FREE] = remote - drained;
 	/* refills that did not carve took from free lists; released slabs had all their blocks there */
 	out[HAKMEM_LAYER_SLAB_FREE] = local + drained + returned - (refilled - carved) - released_carved;

@@ -303,6 +303,6 @@ unsigned hak_refill(struct hak_tcache *tc, unsigned cls)
 		HAK_PROBE(REFILL, hak_class_size[cls], stage, n, hak_now_ns() - t0);
 	h->refills_since_flush++;
 	h->objects_since_flush += n;
-	tc->bytes_since_flush += (uint64_t)n * hak_class_size[cls];
+	tc->slow_bytes_since_flush += (uint64_t)n * hak_class_size[cls];
 	return n;
 }

@@ -13,10 +13,10 @@
 
 #define FLUSH_EVERY_REFILLS 256
 #define FLUSH_EVERY_OBJECTS 4096
-#define FLUSH_EVERY_SLOW_FREES 4096
-/* Bounds in bytes what a thread's unflushed counts leave out of the gauges (with its cache's
- * contents): a process watched late, then idle, shows its memory to within this per thread. */
-#define FLUSH_EVERY_BYTES (4u << 20)
+/* Bytes moved on slow paths (refills, frees that miss the thread cache, large blocks): bounds what a
+ * thread's unflushed counts leave out of the gauges (with its cache's contents), so a process watched
+ * late, then idle, shows its memory to within this per thread. */
+#define FLUSH_EVERY_SLOW_BYTES (4u << 20)
 
 /* Threads that exit while `flush` is attached hand their deltas to `exited`, which goes out through
  * the probe at most every EXITED_FLUSH_NS, with the next flush of any thread, or at process exit,
@@ -104,19 +104,18 @@ void hak_stats_maybe_flush(struct hak_tcache *tc)
 {
 	struct hak_heap *h = tc->heap;
 	if (h->refills_since_flush < FLUSH_EVERY_REFILLS && h->objects_since_flush < FLUSH_EVERY_OBJECTS &&
-	    tc->slow_since_flush < FLUSH_EVERY_SLOW_FREES && tc->bytes_since_flush < FLUSH_EVERY_BYTES)
+	    tc->slow_bytes_since_flush < FLUSH_EVERY_SLOW_BYTES)
 		return;
 	h->refills_since_flush = 0;
 	h->objects_since_flush = 0;
-	tc->slow_since_flush = 0;
-	tc->bytes_since_flush = 0;
+	tc->slow_bytes_since_flush = 0;
 	hak_stats_flush(&tc->counters);
 }
 
 /* A memory syscall changes the layers by megabytes: its counts go out with the thread's next flush. */
 void hak_stats_flush_soon(void)
 {
-	hak_tc.slow_since_flush = FLUSH_EVERY_SLOW_FREES;
+	hak_tc.slow_bytes_since_flush = FLUSH_EVERY_SLOW_BYTES;
 }
 
 void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes)
@@ -256,11 +255,11 @@ static void render(int pid)
 	put(", \"version\": \"" HAKMEM_VERSION "\",\n \"allocs\": ");
 	put_by_class(allocs_of, t, true);
 	int64_t routes[HAKMEM_NUM_ROUTES] = {0};
-	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		routes[HAKMEM_ROUTE_TLS_SLL] += (int64_t)t->frees[c];
-	routes[HAKMEM_ROUTE_SS_LOCAL] = (int64_t)t->slab_frees[HAKMEM_SLAB_LOCAL];
-	routes[HAKMEM_ROUTE_SS_REMOTE] = (int64_t)t->slab_frees[HAKMEM_SLAB_REMOTE];
-	routes[HAKMEM_ROUTE_TLS_SLL] -= routes[HAKMEM_ROUTE_SS_LOCAL] + routes[HAKMEM_ROUTE_SS_REMOTE];
+		routes[HAKMEM_ROUTE_SS_LOCAL] += (int64_t)t->slab_frees[c][HAKMEM_SLAB_LOCAL];
+		routes[HAKMEM_ROUTE_SS_REMOTE] += (int64_t)t->slab_frees[c][HAKMEM_SLAB_REMOTE];
+	}
 	routes[HAKMEM_ROUTE_LARGE] = (int64_t)t->frees[HAKMEM_SLOT_LARGE];
 	put(",\n \"frees\": ");
 	put_named(route_names, HAKMEM_NUM_ROUTES, routes);

@@ -45,12 +45,11 @@ void hak_ss_touch(struct hak_superslab *ss, const char *from, const char *to)
 	size_t first = (size_t)(from - (char *)ss) >> HAK_SUBPAGE_SHIFT;
 	size_t last = (size_t)(to - 1 - (char *)ss) >> HAK_SUBPAGE_SHIFT;
 	uint64_t fresh = 0;
-	for (size_t i = first; i <= last; i++) {
-		uint16_t bit = (uint16_t)1 << (i & 15);
-		if (!(ss->touched[i >> 4] & bit)) {
-			ss->touched[i >> 4] |= bit;
-			fresh++;
-		}
+	for (size_t page = first >> 4; page <= last >> 4; page++) { /* a carve mostly stays in one page */
+		unsigned lo = page == first >> 4 ? first & 15 : 0, hi = page == last >> 4 ? last & 15 : 15;
+		uint16_t want = (uint16_t)((0xffffu >> (15 - hi)) & (0xffffu << lo));
+		fresh += __builtin_popcount(want & ~ss->touched[page]);
+		ss->touched[page] |= want;
 	}
 	hak_tc.counters.bytes[HAKMEM_B_TOUCHED_IN] += fresh << HAK_SUBPAGE_SHIFT;
 }

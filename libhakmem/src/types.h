@@ -103,8 +103,7 @@ struct hak_tcache {
 	uint32_t count[HAK_NUM_CLASSES];
 	uint32_t limit[HAK_NUM_CLASSES];
 	struct hak_heap *heap;
-	uint32_t slow_since_flush;			/* remote and full-cache frees since the last flush */
-	uint64_t bytes_since_flush;			/* bytes refilled, freed on slow paths, mapped, since then */
+	uint64_t slow_bytes_since_flush;		/* bytes refilled, freed on slow paths, large, since the last flush */
 	/* Set once the thread's exit destructor ran. glibc still frees (and other exit code may still
 	 * malloc) after that; such operations then use a heap for the moment only and flush at once,
 	 * so nothing is left registered on a thread whose TLS is about to disappear. */

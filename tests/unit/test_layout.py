@@ -39,6 +39,7 @@ def test_name_lists_match_their_enums():
     fields = dict(lay.fields)
     assert fields["refills"] == (len(lay.class_sizes), len(lay.stages))
     assert fields["allocs"] == fields["frees"] == (len(lay.class_sizes) + 1,)
+    assert fields["slab_frees"] == (len(lay.class_sizes), 2)
     assert fields["os_calls"] == (len(lay.os_calls),)
     assert fields["ss_events"] == (len(lay.ss_events),)
     assert fields["large_events"] == (len(lay.large_events),)
