@@ -7,7 +7,9 @@ and leaves them raised if hakwatch dies. With ref_ctr_offset the kernel raises t
 process mapping the library, now or later, and lowers it when the probe's fd is closed.
 """
 
+import contextlib
 import ctypes as ct
+import errno
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from functools import partial
 from hakwatch.errors import HakwatchError
 from hakwatch.layout import PROBES_DIR, totals_ctype
 from hakwatch.library import read_totals
+from hakwatch.targets import alive
 from hakwatch.usdt import argument_expressions, read_probes
 
 BPF_SOURCE = PROBES_DIR / "hakwatch.bpf.c"
@@ -37,6 +40,19 @@ _close_perf_event.restype = ct.c_int
 _close_perf_event.argtypes = [ct.c_int]
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 on /dev/null for a call into C that writes there."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _import_bcc():
     try:
         from bcc import BPF
@@ -46,35 +62,44 @@ def _import_bcc():
     return BPF
 
 
+def hakmem_sites(lib: str, name: str | None = None) -> dict:
+    """The hakmem probes of a library file by name, checked to be ones hakwatch can attach. `name` is
+    the library as messages call it (default: `lib`)."""
+    name = name or lib
+    sites = [p for p in read_probes(lib) if p.provider == "hakmem"]
+    found = {p.name: p for p in sites}
+    for probe, n in Counter(p.name for p in sites).items():
+        if n > 1:  # each probe has one BPF function, made for one site's argument registers
+            raise HakwatchError(f"{name}: probe hakmem:{probe} has {n} sites; hakwatch attaches "
+                                "libhakmem's probes at exactly one site each")
+    flush = found.get("flush")
+    if flush is not None and len(flush.arguments.split()) != ARG_COUNTS["flush"]:
+        raise HakwatchError(f"{name} is a libhakmem older than this hakwatch (its flush probe hands "
+                            "over no totals): rebuild it with `make -C libhakmem`")
+    missing = [n for n in HAKMEM_PROBES if n not in found]
+    if missing:
+        raise HakwatchError(f"{name} is not libhakmem: no hakmem USDT probe "
+                            f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
+    return found
+
+
 class Probes:
     """The loaded BPF program and everything attached. Close it (or use `with`) to detach."""
 
     def __init__(self, lib: str | None, *, max_targets: int = 1024, follow_init: bool = False,
-                 follow_fork: bool = False, detail_refill: bool = False):
+                 follow_fork: bool = False, detail_refill: bool = False, watch_execs: bool = False):
         if os.geteuid() != 0:
             raise HakwatchError("loading BPF programs needs root: run hakwatch with sudo")
         BPF = _import_bcc()
         # not resolved: /proc/PID/map_files/... must stay the link the kernel follows to the mapped file
         self.lib = os.path.abspath(lib) if lib else None
-        found = {}
-        if self.lib:
-            sites = [p for p in read_probes(self.lib) if p.provider == "hakmem"]
-            found = {p.name: p for p in sites}
-            for name, n in Counter(p.name for p in sites).items():
-                if n > 1:  # each probe has one BPF function, made for one site's argument registers
-                    raise HakwatchError(f"{lib}: probe hakmem:{name} has {n} sites; hakwatch attaches "
-                                        "libhakmem's probes at exactly one site each")
-            flush = found.get("flush")
-            if flush is not None and len(flush.arguments.split()) != ARG_COUNTS["flush"]:
-                raise HakwatchError(f"{lib} is a libhakmem older than this hakwatch (its flush probe hands "
-                                    "over no totals): rebuild it with `make -C libhakmem`")
-            missing = [n for n in HAKMEM_PROBES if n not in found]
-            if missing:
-                raise HakwatchError(f"{lib} is not libhakmem: no hakmem USDT probe "
-                                    f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
+        found = hakmem_sites(self.lib, lib) if self.lib else {}
+        self.names = HAKMEM_PROBES + (("refill",) if detail_refill else ())
+        # the argument registers the BPF functions were compiled for: another file must have the same
+        self.arguments = {n: found[n].arguments for n in self.names} if found else {}
         cflags = [f"-I{PROBES_DIR}", f"-DMAX_TARGETS={max_targets}",
                   f"-DFOLLOW_INIT={int(follow_init)}", f"-DFOLLOW_FORK={int(follow_fork)}",
-                  "-Wno-unused-function"]
+                  f"-DWATCH_EXECS={int(watch_execs)}", "-Wno-unused-function"]
         for name, count in ARG_COUNTS.items():
             exprs = argument_expressions(found[name].arguments) if name in found else ["0"] * count
             cflags += [f"-DARG_{name}_{i}={e}" for i, e in enumerate(exprs)]
@@ -84,8 +109,7 @@ class Probes:
             raise HakwatchError(f"could not load the BPF program ({e}); run `hakwatch doctor`") from None
         self._fds: list[int] = []
         try:
-            names = HAKMEM_PROBES + (("refill",) if detail_refill else ())
-            for name in names if self.lib else ():
+            for name in self.names if self.lib else ():
                 self._attach_usdt(found[name])
         except BaseException:
             self.close()
@@ -93,15 +117,38 @@ class Probes:
         # clang's compile left ~27 MiB of freed heap that glibc keeps; hakwatch runs for weeks
         _libc.malloc_trim(0)
 
+    def attach_library(self, lib: str, name: str) -> str | None:
+        """Attach to one more copy of libhakmem (attach --all); `name` is the file as people see it.
+        Returns why not, when its probes pass their arguments in other registers than the first copy's
+        (another build: its own hakwatch can watch it)."""
+        found = hakmem_sites(lib, name)
+        differ = [n for n in self.names if found[n].arguments != self.arguments[n]]
+        if differ:
+            return f"its probes {', '.join(differ)} take their arguments in other registers (another build)"
+        for n in self.names:
+            self._attach_usdt(found[n])
+        return None
+
     def _attach_usdt(self, probe):
         fn = self.bpf.load_func(f"on_{probe.name}".encode(), self.bpf.KPROBE)
-        ev_name = f"hakwatch_{os.getpid()}_{probe.name}".encode()
-        fd = _attach_uprobe(fn.fd, 0, ev_name, probe.path.encode(), probe.offset, -1, probe.semaphore_offset)
-        if fd < 0:
+        ev_name = f"hakwatch_{os.getpid()}_{len(self._fds)}_{probe.name}".encode()
+        with _quiet_stderr():  # libbcc prints its own line on failure; ours below says more
+            fd = _attach_uprobe(fn.fd, 0, ev_name, probe.path.encode(), probe.offset, -1, probe.semaphore_offset)
             err = ct.get_errno()
+        if fd < 0:
+            if err in (errno.ESRCH, errno.ENOENT) and probe.path.startswith("/proc/"):
+                pid = probe.path.split("/")[2]
+                raise HakwatchError(f"process {pid} exited while hakwatch attached to it")
             raise HakwatchError(f"could not attach probe hakmem:{probe.name} in {probe.path}: "
                                 f"{os.strerror(err) if err else 'error ' + str(fd)}")
         self._fds.append(fd)
+
+    def watching(self, pid: int) -> bool:
+        try:
+            self.bpf["targets"][ct.c_uint32(pid)]
+            return True
+        except KeyError:
+            return False
 
     def add_target(self, pid: int, comm: str):
         """Watch a process from user space (attach --pid, run's command before it execs)."""
@@ -110,14 +157,19 @@ class Probes:
         t.comm = comm.encode()[:15]
         targets[ct.c_uint32(pid)] = t
 
-    def watch_running(self, mapping, comm: str):
-        """Watch a process that is already running (attach --pid, --lib, top, snapshot), given its
-        mapping of the library (targets.Mapping): its entry starts from the totals in its memory,
-        read after the probes are attached (DESIGN.md)."""
+    def watch_running(self, mapping, comm: str) -> bool:
+        """Watch a process that is already running (attach --pid, --lib, --all, top, snapshot), given
+        its mapping of the library (targets.Mapping): its entry starts from the totals in its memory,
+        read after the probes are attached (DESIGN.md). False if it exited before it was watched (its
+        exit went by unseen, so it is not kept as a target)."""
         self.add_target(mapping.pid, comm)
+        if not alive(mapping.pid):
+            del self.bpf["targets"][ct.c_uint32(mapping.pid)]
+            return False
         totals = read_totals(mapping)
         if totals is not None:
             self.seed(mapping.pid, totals)
+        return True
 
     def seed(self, pid: int, totals) -> bool:
         """Start a process's entry from totals read out of its memory, unless a flush got there

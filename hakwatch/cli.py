@@ -61,9 +61,10 @@ def main(ctx, check):
         click.echo(ctx.get_help())
 
 
-def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False, label=None):
+def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False, label=None,
+           watch_execs=False):
     """Load and attach, bind the server; returns (probes, reader, server) not yet serving. `label` is
-    the library as the metrics name it (default: `lib`)."""
+    the library as the metrics name it (default: `lib`; "" when hakwatch watches several copies)."""
     from hakwatch.bpf import Probes
     from hakwatch.collector import HakwatchCollector
     from hakwatch.reader import Reader
@@ -71,7 +72,7 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
 
     parse_listen(listen)  # a garbage --listen fails before anything is loaded
     probes = Probes(lib, max_targets=max_targets, follow_init=follow_init, follow_fork=follow_fork,
-                    detail_refill="refill" in detail)
+                    detail_refill="refill" in detail, watch_execs=watch_execs)
     try:
         reader = Reader(probes, retention)
         server = MetricsServer(listen, HakwatchCollector(reader, lib, label))
@@ -84,28 +85,34 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
 @main.command()
 @click.option("--pid", "pids", multiple=True, metavar="PID", help="A process to watch (repeatable).")
 @click.option("--lib", type=click.Path(dir_okay=False), help="Watch every process mapping this libhakmem, now and later.")
+@click.option("--all", "all_copies", is_flag=True,
+              help="Watch every process using any copy of libhakmem on this host, containers included, now and later.")
 @_common
 @friendly
-def attach(pids, lib, listen, retention, max_targets, detail, user):
+def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user):
     """Attach to running processes and serve /metrics.
 
-    With --pid, runs until every watched process has exited (and --retention has passed); with --lib,
-    until stopped. The allocator's counters and memory gauges are the process's whole life from the
-    first scrape (read from its memory at attach); syscalls and page faults count from the attach.
+    With --pid, runs until every watched process has exited (and --retention has passed); with --lib
+    or --all, until stopped. The allocator's counters and memory gauges are the process's whole life
+    from the first scrape (read from its memory at attach); syscalls and page faults count from the
+    attach. Processes in chroots and containers are watched by their host pid.
 
     \b
     Examples:
       sudo hakwatch attach --pid 4242 --pid 4243
       sudo hakwatch attach --lib /usr/local/lib/libhakmem.so --listen 0.0.0.0:10464
+      sudo hakwatch attach --all          # every copy: each container image's own included
       curl -s 127.0.0.1:10464/metrics | grep hakmem_syscalls_total
     """
     from hakwatch.targets import check_pid, comm_of, file_id, library_of, processes_mapping
 
-    if bool(pids) == bool(lib):
-        raise HakwatchError("give --pid PID (one or more) or --lib PATH", status=2)
+    if (bool(pids) + bool(lib) + all_copies) != 1:
+        raise HakwatchError("give --pid PID (one or more), --lib PATH or --all", status=2)
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     _stop_on_signals()
+    if all_copies:
+        return _attach_all(listen, retention, max_targets, detail, user)
     if pids:
         running, files = [], set()
         for pid in (check_pid(p) for p in pids):
@@ -120,7 +127,7 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
         if len(files) > 1:
             raise HakwatchError("those processes map different libhakmem files: run one hakwatch per "
                                 "library, or `hakwatch attach --all`")
-        probes, reader, server = _watch(running[0].file, listen, retention, max_targets, detail, user,
+        probes, reader, server = _watch(running[0].lasting_path(), listen, retention, max_targets, detail, user,
                                         label=running[0].path)
     else:
         if not os.path.isfile(lib):
@@ -128,8 +135,9 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
         probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True)
         running = processes_mapping(lib)
     try:
-        for mapping in running:
-            probes.watch_running(mapping, comm_of(mapping.pid))
+        watched = [m for m in running if probes.watch_running(m, comm_of(m.pid))]
+        if pids and not watched:
+            raise HakwatchError(f"process{'es' if len(pids) > 1 else ''} {', '.join(pids)} exited while hakwatch attached")
         from hakwatch.server import drop_privileges
         drop_privileges(user)
         server.start()
@@ -145,6 +153,65 @@ def attach(pids, lib, listen, retention, max_targets, detail, user):
     finally:
         server.stop()
         probes.close()
+
+
+def _attach_all(listen, retention, max_targets, detail, user):
+    """attach --all. Finding copies that appear later means reading other users' /proc/PID/maps and
+    attaching uprobes, which needs root; serving HTTP must not run as root. So this process keeps root,
+    stays off the network and only looks for copies, while a child it forks drops to --user and serves
+    /metrics from the same kernel maps."""
+    from hakwatch.discover import Discovery, first_copy
+    from hakwatch.server import drop_privileges
+    from hakwatch.targets import DEFAULT_LIBRARY
+
+    say = lambda line: click.echo(f"hakwatch: {line}", err=True)  # noqa: E731
+    first = first_copy()
+    if first is None and not DEFAULT_LIBRARY.is_file():
+        raise HakwatchError("no process maps a libhakmem yet and there is no default library to take the "
+                            "probes' layout from: start one, or use --lib PATH")
+    probes, reader, server = _watch(first or str(DEFAULT_LIBRARY), listen, retention, max_targets, detail, user,
+                                    follow_init=True, label="", watch_execs=True)
+    try:
+        discovery = Discovery(probes, say)
+        discovery.scan()
+        child = os.fork()
+        if child == 0:
+            try:
+                _set_parent_death_signal()
+                drop_privileges(user)
+                server.start()
+                say(f"serving http://{server.address}/metrics (every copy of libhakmem on this host)")
+                while True:
+                    time.sleep(1)
+                    reader.expire()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                server.stop()
+                os._exit(0)  # the parent detaches: the child must not run bcc's cleanup
+        server.stop()  # the parent's copy of the listening socket: only the child serves
+        try:
+            rescan = time.monotonic() + RESCAN_S
+            while not os.waitpid(child, os.WNOHANG)[0]:
+                time.sleep(0.2)
+                discovery.new_execs()
+                if time.monotonic() >= rescan:
+                    discovery.scan()
+                    rescan = time.monotonic() + RESCAN_S
+            raise HakwatchError("the serving process ended; stopping")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            try:
+                os.kill(child, signal.SIGTERM)
+                os.waitpid(child, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass  # already gone
+    finally:
+        probes.close()
+
+
+RESCAN_S = 10.0  # attach --all: the backstop rescan of /proc, for execs the BPF map dropped
 
 
 def _set_parent_death_signal():

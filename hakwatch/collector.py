@@ -60,7 +60,8 @@ class HakwatchCollector:
         sc_bytes = CounterMetricFamily(m.SYSCALL_BYTES, "Bytes covered by those syscalls (length argument; 0 for brk)", labels=L + ["syscall"])
         sc_dur = HistogramMetricFamily(m.SYSCALL_DURATION, "Time from syscall entry to exit", labels=L + ["syscall"])
         faults = CounterMetricFamily(m.PAGE_FAULTS, "Page faults taken in user mode", labels=L)
-        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process, and the libhakmem it maps", labels=L + ["library", "version"])
+        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process, the libhakmem it maps and its control group (container, service)",
+                                 labels=L + ["library", "version", "cgroup"])
         requested = CounterMetricFamily(m.REQUESTED_BYTES, "Bytes the program asked for (malloc's argument)", labels=L)
         allocated = CounterMetricFamily(m.ALLOCATED_BYTES, "Bytes handed out: class sizes, large blocks' mappings", labels=L)
         live = GaugeMetricFamily(m.LIVE_BYTES, "Bytes handed out and not freed, by size class or large (classes with live blocks only)", labels=L + ["class"])
@@ -71,7 +72,7 @@ class HakwatchCollector:
         refill_dur = HistogramMetricFamily(m.REFILL_DURATION, "Refill duration (--detail refill only)", labels=L + ["class", "stage"])
         for pid, t in sorted(targets.items()):
             lv = [str(pid), t.comm]
-            info.add_metric(lv + [self.library, self.library_version], 1)
+            info.add_metric(lv + [self.library, self.library_version, t.cgroup], 1)
             if t.memory is not None:
                 mem = t.memory
                 requested.add_metric(lv, mem.requested)

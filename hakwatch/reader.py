@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hakwatch.layers import Memory, memory, routes
 from hakwatch.layout import load
-from hakwatch.procfs import resident_memory
+from hakwatch.procfs import cgroup_of, resident_memory
 
 READ_ATTEMPTS = 4
 
@@ -40,6 +40,7 @@ class Target:
     page_faults: int = 0
     refill_latency: dict[tuple[int, str, int], tuple[int, int]] = field(default_factory=dict)  # -> count, sum_ns
     resident: dict[str, int] | None = None  # the kernel's RSS by kind (/proc/PID/status), live processes only
+    cgroup: str = ""                        # its control group: the container or service it runs in
 
     @property
     def total_allocs(self) -> int:
@@ -58,6 +59,7 @@ class Reader:
         self.probes = probes
         self.retention_ns = int(retention_s * 1e9)
         self.layout = load()
+        self.cgroups: dict[int, str] = {}
 
     def dropped(self) -> int:
         return sum(v.value for v in self.probes.table("dropped").values())
@@ -100,6 +102,9 @@ class Reader:
         for t in out.values():
             if not t.exited_ns:
                 t.resident = resident_memory(t.pid)
+            if t.pid not in self.cgroups:  # read once: a process does not change containers
+                self.cgroups[t.pid] = cgroup_of(t.pid)
+            t.cgroup = self.cgroups[t.pid]
         return out
 
     def _fill(self, t: Target, c):
@@ -131,6 +136,7 @@ class Reader:
 
     def delete(self, pid: int):
         import ctypes as ct
+        self.cgroups.pop(pid, None)
         for name in ("targets", "counters", "faults"):
             table = self.probes.table(name)
             try:

@@ -32,6 +32,16 @@ class Mapping:
         """A path to the mapped file that this process (as root) can open and attach uprobes to."""
         return f"/proc/{self.pid}/map_files/{self.start:x}-{self.end:x}"
 
+    def lasting_path(self) -> str:
+        """The path /proc/PID/maps prints when it names the mapped file from here (a process in our
+        mount namespace and root), which outlives the process; else the mapping's own link."""
+        try:
+            if file_id(self.path) == file_id(self.file):
+                return self.path
+        except OSError:
+            pass  # deleted, replaced, another root or namespace
+        return self.file
+
 
 def comm_of(pid: int) -> str:
     try:
@@ -47,6 +57,14 @@ def check_pid(text: str) -> int:
     if not Path(f"/proc/{pid}").exists():
         raise HakwatchError(f"no process with pid {pid}")
     return pid
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie: a zombie's exit has already gone by the BPF program."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _os_error(pid: int, what: str, e: OSError) -> HakwatchError:

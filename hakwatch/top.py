@@ -87,9 +87,10 @@ def _open(pid_text: str):
     mapping = library_of(pid)
     if not mapping:
         raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem")
-    probes = Probes(mapping.file)
+    probes = Probes(mapping.lasting_path())
     try:
-        probes.watch_running(mapping, comm_of(pid))
+        if not probes.watch_running(mapping, comm_of(pid)):
+            raise HakwatchError(f"process {pid} exited while hakwatch attached")
     except BaseException:
         probes.close()
         raise

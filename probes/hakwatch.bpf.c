@@ -12,8 +12,11 @@
  *   - sched_process_exit of a group leader marks it exited; hakwatch deletes it after --retention.
  * A target refused because the map is full is counted in `dropped`.
  *
- * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, and ARG_<probe>_<n>, the C
- * expression reading a USDT argument from the registers, made from the ELF note's argument spec.
+ * With WATCH_EXECS (attach --all), every exec on the host is noted in `execs`: hakwatch looks at
+ * those processes for copies of libhakmem it does not know yet.
+ *
+ * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, and ARG_<probe>_<n>,
+ * the C expression reading a USDT argument from the registers, made from the ELF note's argument spec.
  */
 #include <uapi/linux/ptrace.h>
 #include <uapi/linux/sched.h>	/* CLONE_THREAD */
@@ -71,6 +74,7 @@ BPF_HASH(syscalls, struct sc_key, struct sc_val, MAX_TARGETS * HAKWATCH_NUM_SYSC
 BPF_HASH(inflight, u32, struct inflight, MAX_TARGETS * 64);
 BPF_HASH(faults, u32, u64, MAX_TARGETS);
 BPF_HASH(refill_ns, struct refill_key, struct refill_val, MAX_TARGETS * 256);
+BPF_HASH(execs, u32, u64, 4096);	/* pid -> when it exec'd (WATCH_EXECS); hakwatch deletes what it read */
 
 static inline u32 current_pid(void)
 {
@@ -196,6 +200,16 @@ TRACEPOINT_PROBE(task, task_newtask)
 #endif
 	return 0;
 }
+
+#if WATCH_EXECS /* otherwise not even attached (bcc attaches the TRACEPOINT_PROBEs it finds) */
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+	u32 pid = current_pid();
+	u64 now = bpf_ktime_get_ns();
+	execs.update(&pid, &now); /* a full map drops it: the periodic rescan finds it later */
+	return 0;
+}
+#endif
 
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {

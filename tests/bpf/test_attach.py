@@ -22,7 +22,7 @@ DESIGN_METRICS = {
     "hakmem_syscall_bytes": ("counter", {"pid", "comm", "syscall"}),
     "hakmem_syscall_duration_seconds": ("histogram", {"pid", "comm", "syscall"}),
     "hakmem_page_faults": ("counter", {"pid", "comm"}),
-    "hakwatch_target_info": ("gauge", {"pid", "comm", "library", "version"}),
+    "hakwatch_target_info": ("gauge", {"pid", "comm", "library", "version", "cgroup"}),
     "hakwatch_targets": ("gauge", set()),
     "hakwatch_targets_dropped": ("counter", set()),
     "hakwatch_scrape_duration_seconds": ("gauge", set()),

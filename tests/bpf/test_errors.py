@@ -138,3 +138,38 @@ def test_killed_hakwatch_leaves_nothing_raised(hakwatch, libhakmem, programs):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("lives_s", [0.0, 0.4, 0.8, 1.2, 1.6, 2.4])
+def test_a_process_that_exits_while_hakwatch_attaches(libhakmem, lives_s):
+    """Gone before the pid is checked, while the library is read, while the BPF program compiles, or
+    right after the attach: one line or a clean end, never a traceback, nothing left attached."""
+    proc = subprocess.Popen(["/bin/sh", "-c", f"sleep {lives_s}"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)))
+    try:
+        res = subprocess.run(HAKWATCH + ["attach", "--pid", str(proc.pid), "--retention", "0",
+                                         "--listen", f"127.0.0.1:{free_port()}"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in res.stderr, res.stderr
+    if res.returncode:
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hakwatch: "), res.stderr
+    assert "hakwatch" not in open(UPROBE_EVENTS).read(), "a uprobe was left in tracefs"
+
+
+def test_an_unreadable_proc_entry_is_one_line(libhakmem):
+    """`probes --pid` needs no root for one's own processes; for another user's it says why not."""
+    copy = Path(tempfile.mkdtemp(prefix="hakwatch-as-nobody-"))
+    try:
+        for part in ("hakwatch", "probes"):
+            shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        for p in [copy, *copy.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        out = hakwatch_fails("probes", "--pid", "1", user="nobody",
+                             command=["/usr/bin/python3", "-c", "from hakwatch.cli import main; main()"],
+                             env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
+        assert "process 1" in out and "permission denied" in out
+    finally:
+        shutil.rmtree(copy)

@@ -5,6 +5,7 @@ HAKMEM_STATS schema."""
 import ctypes as ct
 import io
 import json
+import os
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hakwatch import stats
 from hakwatch.collector import HakwatchCollector
 from hakwatch.layout import load, totals_ctype
+from hakwatch.procfs import cgroup_of
 from hakwatch.reader import Reader
 
 
@@ -77,7 +79,7 @@ def value(samples, name, **labels):
 
 def test_map_entries_become_design_series(libhakmem):
     s = scrape(fixture(), libhakmem)
-    assert value(s, "hakwatch_target_info", library=str(libhakmem), version="0.1.0") == 1, \
+    assert value(s, "hakwatch_target_info", library=str(libhakmem), version="0.1.0", cgroup=cgroup_of(42)) == 1, \
         "the version label is the library's (its hakmem_version symbol)"
     assert value(s, "hakmem_allocs_total", **{"class": "112"}) == 1000
     assert value(s, "hakmem_allocs_total", **{"class": "large"}) == 3
@@ -145,3 +147,10 @@ def test_a_read_that_raced_a_flush_is_read_again():
     probes.tables["counters"] = Racing({42: whole})
     mem = Reader(probes).read()[42].memory
     assert mem.mapped == 8 << 20 and mem.layers["superslab_reserved"] == 8 << 20
+
+
+def test_cgroup_of_names_the_control_group():
+    own = cgroup_of(os.getpid())
+    assert own.startswith("/"), own
+    assert own == open("/proc/self/cgroup").read().splitlines()[-1].split(":", 2)[2]
+    assert cgroup_of(0x3FFFFFFF) == ""  # above pid_max: no such process
