@@ -75,22 +75,25 @@ def test_port_in_use(libhakmem):
         assert "port is in use" in hakwatch_fails("attach", "--lib", str(libhakmem), "--listen", f"127.0.0.1:{port}")
 
 
-def test_not_root(libhakmem):
-    """Run by a real unprivileged user. The checkout may be where that user cannot go (/root), so this
-    runs a world-readable copy of the package with Debian's python3, whose site packages hold click,
-    prometheus-client and pyelftools too (scripts/setup.sh installs them)."""
+def hakwatch_fails_as_nobody(*args):
+    """hakwatch_fails run by a real unprivileged user. The checkout may be where that user cannot go
+    (/root), so this runs a world-readable copy of the package with Debian's python3, whose site
+    packages hold click, prometheus-client and pyelftools too (scripts/setup.sh installs them)."""
     copy = Path(tempfile.mkdtemp(prefix="hakwatch-as-nobody-"))
     try:
         for part in ("hakwatch", "probes"):
             shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
         for p in [copy, *copy.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
-        out = hakwatch_fails("attach", "--lib", str(libhakmem), user="nobody",
-                             command=["/usr/bin/python3", "-c", "from hakwatch.cli import main; main()"],
-                             env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
-        assert "needs root" in out
+        return hakwatch_fails(*args, user="nobody",
+                              command=["/usr/bin/python3", "-c", "from hakwatch.cli import main; main()"],
+                              env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
     finally:
         shutil.rmtree(copy)
+
+
+def test_not_root(libhakmem):
+    assert "needs root" in hakwatch_fails_as_nobody("attach", "--lib", str(libhakmem))
 
 
 def test_command_not_found():
@@ -141,14 +144,16 @@ def test_killed_hakwatch_leaves_nothing_raised(hakwatch, libhakmem, programs):
 
 
 @pytest.mark.parametrize("lives_s", [0.0, 0.4, 0.8, 1.2, 1.6, 2.4])
-def test_a_process_that_exits_while_hakwatch_attaches(libhakmem, lives_s):
+@pytest.mark.parametrize("command", ["attach", "snapshot", "top"])
+def test_a_process_that_exits_while_hakwatch_attaches(libhakmem, lives_s, command):
     """Gone before the pid is checked, while the library is read, while the BPF program compiles, or
     right after the attach: one line or a clean end, never a traceback, nothing left attached."""
     proc = subprocess.Popen(["/bin/sh", "-c", f"sleep {lives_s}"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)))
+    args = {"attach": ["attach", "--pid", str(proc.pid), "--retention", "0", "--listen", f"127.0.0.1:{free_port()}"],
+            "snapshot": ["snapshot", "--pid", str(proc.pid), "--duration", "1"],
+            "top": ["top", "--pid", str(proc.pid), "--interval", "0.5"]}[command]
     try:
-        res = subprocess.run(HAKWATCH + ["attach", "--pid", str(proc.pid), "--retention", "0",
-                                         "--listen", f"127.0.0.1:{free_port()}"],
-                             capture_output=True, text=True, timeout=60)
+        res = subprocess.run(HAKWATCH + args, capture_output=True, text=True, timeout=60)
     finally:
         proc.kill()
         proc.wait()
@@ -159,17 +164,7 @@ def test_a_process_that_exits_while_hakwatch_attaches(libhakmem, lives_s):
     assert "hakwatch" not in open(UPROBE_EVENTS).read(), "a uprobe was left in tracefs"
 
 
-def test_an_unreadable_proc_entry_is_one_line(libhakmem):
+def test_an_unreadable_proc_entry_is_one_line():
     """`probes --pid` needs no root for one's own processes; for another user's it says why not."""
-    copy = Path(tempfile.mkdtemp(prefix="hakwatch-as-nobody-"))
-    try:
-        for part in ("hakwatch", "probes"):
-            shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        for p in [copy, *copy.rglob("*")]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        out = hakwatch_fails("probes", "--pid", "1", user="nobody",
-                             command=["/usr/bin/python3", "-c", "from hakwatch.cli import main; main()"],
-                             env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
-        assert "process 1" in out and "permission denied" in out
-    finally:
-        shutil.rmtree(copy)
+    out = hakwatch_fails_as_nobody("probes", "--pid", "1")
+    assert "process 1" in out and "permission denied" in out
