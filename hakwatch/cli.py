@@ -248,6 +248,7 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
         raise HakwatchError(f"{lib}: no such file (build it with `make -C libhakmem`, or give --lib)")
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
+    version = library_version(lib)  # now: after the privilege drop the file may be out of reach (/root)
     probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_fork=True)
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -291,7 +292,7 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
             t = reader.read().get(child)
             if t is None or t.memory is None:
                 raise HakwatchError(f"{command[0]} ended before hakwatch saw it (no summary written)")
-            stats.write(summary, t, library_version(lib))
+            stats.write(summary, t, version)
         return_code = os.waitstatus_to_exitcode(status)
     finally:
         server.stop()
