@@ -122,11 +122,18 @@ class Probes:
         Returns why not, when its probes pass their arguments in other registers than the first copy's
         (another build: its own hakwatch can watch it)."""
         found = hakmem_sites(lib, name)
-        differ = [n for n in self.names if found[n].arguments != self.arguments[n]]
+        differ = [n for n in self.names if n not in found or found[n].arguments != self.arguments[n]]
         if differ:
-            return f"its probes {', '.join(differ)} take their arguments in other registers (another build)"
-        for n in self.names:
-            self._attach_usdt(found[n])
+            return f"its probes {', '.join(differ)} are missing or take their arguments in other registers (another build)"
+        before = len(self._fds)
+        try:
+            for n in self.names:
+                self._attach_usdt(found[n])
+        except BaseException:  # all of its probes or none: init without flush would add targets never counted
+            for fd in self._fds[before:]:
+                _close_perf_event(fd)
+            del self._fds[before:]
+            raise
         return None
 
     def _attach_usdt(self, probe):
@@ -155,20 +162,32 @@ class Probes:
         targets = self.bpf["targets"]
         t = targets.Leaf()
         t.comm = comm.encode()[:15]
-        targets[ct.c_uint32(pid)] = t
+        try:
+            targets[ct.c_uint32(pid)] = t
+        except Exception:  # bcc's bare Exception: the map is full
+            raise HakwatchError(f"cannot watch process {pid}: {len(targets)} processes are watched "
+                                "already (--max-targets)") from None
 
     def watch_running(self, mapping, comm: str) -> bool:
         """Watch a process that is already running (attach --pid, --lib, --all, top, snapshot), given
         its mapping of the library (targets.Mapping): its entry starts from the totals in its memory,
         read after the probes are attached (DESIGN.md). False if it exited before it was watched (its
         exit went by unseen, so it is not kept as a target)."""
+        targets, key = self.bpf["targets"], ct.c_uint32(mapping.pid)
         self.add_target(mapping.pid, comm)
         if not alive(mapping.pid):
-            del self.bpf["targets"][ct.c_uint32(mapping.pid)]
+            del targets[key]
             return False
         totals = read_totals(mapping)
-        if totals is not None:
-            self.seed(mapping.pid, totals)
+        if totals is not None and self.seed(mapping.pid, totals):
+            # An exec between reading the totals and seeding them: the new image's init probe may
+            # have found no entry to drop, and the old image's totals would stay. Drop them; the
+            # new image's first flush starts its entry.
+            try:
+                if targets[key].inits:
+                    del self.table("counters")[key]
+            except KeyError:
+                pass  # exited meanwhile, and expired
         return True
 
     def seed(self, pid: int, totals) -> bool:

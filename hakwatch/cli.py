@@ -174,11 +174,15 @@ def _attach_all(listen, retention, max_targets, detail, user):
     try:
         discovery = Discovery(probes, say)
         discovery.scan()
+        parent = os.getpid()
         child = os.fork()
         if child == 0:
+            status = 0
             try:
-                _set_parent_death_signal()
                 drop_privileges(user)
+                _set_parent_death_signal()  # after the drop, which clears it
+                if os.getppid() != parent:
+                    raise KeyboardInterrupt  # the parent died before that: nobody to serve for
                 server.start()
                 say(f"serving http://{server.address}/metrics (every copy of libhakmem on this host)")
                 while True:
@@ -186,9 +190,15 @@ def _attach_all(listen, retention, max_targets, detail, user):
                     reader.expire()
             except KeyboardInterrupt:
                 pass
+            except HakwatchError as e:
+                say(str(e))
+                status = e.status
+            except Exception as e:
+                say(f"internal error in the serving process ({type(e).__name__}: {e}); please report it")
+                status = 70
             finally:
                 server.stop()
-                os._exit(0)  # the parent detaches: the child must not run bcc's cleanup
+                os._exit(status)  # the parent detaches: the child must not run bcc's cleanup
         server.stop()  # the parent's copy of the listening socket: only the child serves
         try:
             rescan = time.monotonic() + RESCAN_S

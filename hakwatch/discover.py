@@ -55,18 +55,19 @@ class Discovery:
         self.known[file_id(probes.lib)] = True
 
     def _watched_copy(self, m) -> bool:
+        """Whether the mapped file is a copy hakwatch is attached to, attaching it when first seen. A
+        verdict is kept per file, unless it came from the process vanishing while it was looked at."""
         fid = file_id(m.file)
         if fid not in self.known:
-            attached = False
-            if _has_hakmem_probes(m.file):
-                try:
-                    why = self.probes.attach_library(m.file, m.path)
-                except HakwatchError as e:
-                    why = str(e)
-                attached = why is None
-                self.say(f"{m.path} (first seen in pid {m.pid}, {comm_of(m.pid)}): "
-                         + ("attached" if attached else f"not watched: {why}"))
-            self.known[fid] = attached
+            if not _has_hakmem_probes(m.file):
+                if not os.path.exists(m.file):
+                    raise HakwatchError(f"process {m.pid} exited")  # not a verdict on the file
+                self.known[fid] = False
+                return False
+            why = self.probes.attach_library(m.file, m.path)  # a vanished process raises: retried later
+            self.known[fid] = why is None
+            self.say(f"{m.path} (first seen in pid {m.pid}, {comm_of(m.pid)}): "
+                     + ("attached" if why is None else f"not watched: {why}"))
         return self.known[fid]
 
     def look_at(self, pid: int) -> bool:
@@ -78,7 +79,9 @@ class Discovery:
                         self.probes.watch_running(m, comm_of(pid))
                     return True
         except (HakwatchError, OSError):
-            pass  # exited meanwhile, a kernel thread, or not readable
+            pass  # exited meanwhile, a kernel thread, not readable, the targets map full
+        except Exception as e:  # one odd process (a malformed note, a short read) must not stop --all
+            self.say(f"process {pid}: skipped ({type(e).__name__}: {e})")
         return False
 
     def scan(self):

@@ -75,6 +75,8 @@ def read_totals(mapping, attempts: int = 100):
             for _ in range(attempts):
                 mem.seek(addr)
                 raw = mem.read(ct.sizeof(Totals))
+                if len(raw) < ct.sizeof(Totals):
+                    return None  # unmapped under us: the process is exec'ing or exiting
                 mem.seek(addr)
                 seq_after = int.from_bytes(mem.read(8), "little")
                 totals = Totals.from_buffer_copy(raw)

@@ -30,6 +30,7 @@
 struct target {
 	u64 exited_ns;	/* 0 while alive */
 	char comm[TASK_COMM_LEN];
+	u32 inits;	/* init probes seen since watched: a seed read before an exec must not stay */
 };
 
 struct sc_key {
@@ -107,6 +108,7 @@ int on_init(struct pt_regs *ctx)
 	if (t) {
 		/* exec(): a new image with a fresh allocator, same pid */
 		counters.delete(&pid);
+		__sync_fetch_and_add(&t->inits, 1);
 		bpf_get_current_comm(&t->comm, sizeof(t->comm));
 		return 0;
 	}

@@ -49,13 +49,16 @@ static HAK_NOINLINE void free_remote(struct hak_tcache *tc, struct hak_superslab
 {
 	tc->slow_bytes_since_flush += s->bsize;
 	tc->counters.slab_frees[s->cls][HAKMEM_SLAB_REMOTE]++;
+	/* Read before the block is published: after the CAS its owner may drain it, empty the slab and
+	 * unmap the SuperSlab. (Should the SuperSlab change hands meanwhile, the old heap gets the flag,
+	 * harmlessly, and the adopter drained every remote list when it took it.) */
+	struct hak_heap *owner = atomic_load_explicit(&ss->heap, memory_order_relaxed);
 	struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
 	do
 		b->next = old;
 	while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, b, memory_order_release,
 						      memory_order_relaxed));
 	/* The first remote block on a slab tells its owner to look at its full slabs. */
-	struct hak_heap *owner = atomic_load_explicit(&ss->heap, memory_order_relaxed);
 	if (!old && owner)
 		atomic_store_explicit(&owner->remote_pending, 1, memory_order_relaxed);
 	after_slow_free(tc);

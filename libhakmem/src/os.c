@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+/* Every call counts; its bytes only if it succeeded, so that mapped (mmap less munmap bytes) is what
+ * the allocator really holds, the sum of the memory layers. */
 static void count(enum hakmem_os_call call, size_t bytes)
 {
 	hak_tc.counters.os_calls[call]++;
@@ -15,11 +17,15 @@ static void count(enum hakmem_os_call call, size_t bytes)
 	hak_stats_flush_soon();
 }
 
+static void *mapped(void *p, size_t bytes)
+{
+	count(HAKMEM_OS_MMAP, p == MAP_FAILED ? 0 : bytes);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void *hak_os_map(size_t bytes)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	count(HAKMEM_OS_MMAP, bytes);
-	return p == MAP_FAILED ? NULL : p;
+	return mapped(mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), bytes);
 }
 
 void hak_os_unmap(void *p, size_t bytes)
@@ -50,9 +56,8 @@ static _Atomic uintptr_t aligned_hint = (uintptr_t)0x200000000000ULL;
 void *hak_os_map_aligned(size_t bytes, size_t align)
 {
 	uintptr_t hint = atomic_fetch_add(&aligned_hint, bytes);
-	void *p = mmap((void *)hint, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	count(HAKMEM_OS_MMAP, bytes);
-	if (p == MAP_FAILED)
+	void *p = mapped(mmap((void *)hint, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), bytes);
+	if (!p)
 		return NULL;
 	if (((uintptr_t)p & (align - 1)) == 0)
 		return p;

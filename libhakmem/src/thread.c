@@ -181,10 +181,10 @@ static void fork_parent(void)
 }
 
 /* Only the forking thread exists in the child, which inherits the parent's heap and its totals (as
- * jemalloc's and tcmalloc's statistics do): the other threads are treated as having exited. Their
- * memory is still here (static TLS included), so their caches go back to the slabs, their unflushed
- * counts into the totals, and their SuperSlabs become adoptable; nothing is lost to the child. A
- * thread caught by fork() in the middle of an operation on its own heap can leave one count off. */
+ * jemalloc's and tcmalloc's statistics do). The other threads' unflushed counts go into the totals
+ * (their static TLS is still here) and their SuperSlabs become adoptable. Their heaps' lists are not
+ * walked: fork() may have caught a thread in the middle of changing them. So the blocks in their
+ * caches are lost to the child, as those threads are, and stay in the thread_cache layer. */
 static void fork_child(void)
 {
 	hak_stats_fork_child();
@@ -194,8 +194,17 @@ static void fork_child(void)
 	struct hak_heap *h = registry;
 	while (h) {
 		struct hak_heap *next = h->reg_next;
-		if (h->tc != &hak_tc)
-			hak_heap_teardown(h->tc);
+		if (h->tc != &hak_tc) {
+			hak_stats_flush(&h->tc->counters);
+			while (h->superslabs) {
+				struct hak_superslab *ss = h->superslabs;
+				h->superslabs = ss->next;
+				hak_ss_abandon(ss);
+			}
+			registry_remove(h);
+			h->pool_next = heap_pool;
+			heap_pool = h;
+		}
 		h = next;
 	}
 }

@@ -85,3 +85,15 @@ def test_resident_estimate_agrees_with_smaps(hak, prog, tmp_path):
     assert kernel > 8 << 20, f"the set should make the SuperSlabs hold > 8 MiB, smaps says {kernel}"
     print(f"resident estimate {estimate}, smaps {kernel}")
     assert abs(estimate - kernel) <= 0.05 * kernel, f"estimate {estimate} vs smaps Rss {kernel} of the SuperSlabs"
+
+
+def test_a_refused_mapping_is_no_mapped_byte(hak, tmp_path):
+    """malloc(64 TiB): the kernel refuses the mmap; the call counts, its bytes do not, and the layers
+    still add up to the mapped bytes (check_stats_schema)."""
+    path = tmp_path / "refused.json"
+    code = ("import ctypes; m = ctypes.CDLL(None).malloc; m.restype = ctypes.c_void_p; "
+            "m.argtypes = [ctypes.c_size_t]; print(m(1 << 46))")
+    res = hak.run(["/usr/bin/python3", "-c", code], stats=path, env={"PYTHONMALLOC": "malloc"}, timeout=60)
+    assert res.stdout.strip() == "None", res.report()  # NULL
+    s = check_stats_schema(load_stats(path))
+    assert s["syscalls"]["mmap"]["bytes"] < 1 << 40, s["syscalls"]

@@ -32,21 +32,28 @@ def shared_objects(binary) -> list[str]:
 @pytest.fixture
 def root(tmp_path, alloc_live, libhakmem):
     """A root with the program (/prog), its libraries and a copy of libhakmem at /opt, as an overlay
-    mount (lower: the files, upper: what the process writes), like a container's."""
-    lower, upper, work, merged = (tmp_path / d for d in ("lower", "upper", "work", "merged"))
-    for so in set(shared_objects(alloc_live) + shared_objects(libhakmem)):
-        dst = lower / so.lstrip("/")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(so, dst)
-    shutil.copy2(alloc_live, lower / "prog")
-    (lower / "opt").mkdir()
-    shutil.copy2(libhakmem, lower / LIB_INSIDE.lstrip("/"))
-    for d in (upper, work, merged):
-        d.mkdir()
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}",
-                    str(merged)], check=True)
-    yield merged
-    subprocess.run(["umount", "-l", str(merged)], check=True)
+    mount (lower: the files, upper: what the process writes), like a container's. On a tmpfs of its
+    own: an overlay's upper layer cannot be on an overlay, which /tmp may be (in a container)."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(fs)], check=True)
+    try:
+        lower, upper, work, merged = (fs / d for d in ("lower", "upper", "work", "merged"))
+        for so in set(shared_objects(alloc_live) + shared_objects(libhakmem)):
+            dst = lower / so.lstrip("/")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(so, dst)
+        shutil.copy2(alloc_live, lower / "prog")
+        (lower / "opt").mkdir()
+        shutil.copy2(libhakmem, lower / LIB_INSIDE.lstrip("/"))
+        for d in (upper, work, merged):
+            d.mkdir()
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], check=True)
+        yield merged
+        subprocess.run(["umount", "-l", str(merged)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], check=True)
 
 
 ENV = {"LD_PRELOAD": LIB_INSIDE, "HAKMEM_STATS": "/stats.json", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
