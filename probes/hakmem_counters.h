@@ -9,7 +9,8 @@
  *
  * Every field is a cumulative count. A thread adds to its own block; `flush` hands the block over as
  * a delta (the allocator adds it to the process totals, fires the probe, then zeroes the block), so
- * a consumer that saw every flush only ever adds. The probe's second argument is the process totals
+ * a consumer that saw every flush only ever adds. (The allocator counts allocs[] of a class at the
+ * flush, from its thread cache's length, not as blocks go: the fast path has one counter fewer.) The probe's second argument is the process totals
  * (struct hakmem_totals), with this delta already in: a consumer that has never seen the process
  * starts from them. Every
  * gauge (live bytes, the memory layers, SuperSlabs in use) is a difference of these counts: see
@@ -121,7 +122,7 @@ enum hakmem_bytes {
 #define HAKMEM_BYTES_NAMES "requested", "large_alloc", "large_free", "large_map", "large_unmap", "ss_reserved", "remote_drained", "cache_returned", "carved", "slab_in", "slab_out", "slab_out_carved", "metadata", "touched_in", "touched_out"
 
 struct hakmem_counters {
-	__u64 allocs[HAKMEM_NUM_CLASSES + 1];			/* blocks handed out, per class, then large */
+	__u64 allocs[HAKMEM_NUM_CLASSES + 1];			/* blocks handed out, per class, then large (see below) */
 	__u64 frees[HAKMEM_NUM_CLASSES + 1];			/* blocks freed to the thread cache, per class, then large */
 	__u64 slab_frees[HAKMEM_NUM_CLASSES][HAKMEM_NUM_SLAB_ROUTES];	/* blocks freed to a slab, per class: ss_local, ss_remote */
 	__u64 refills[HAKMEM_NUM_CLASSES][HAKMEM_NUM_STAGES];	/* thread-cache refills, per class and serving stage */

@@ -1,6 +1,7 @@
 /*
- * malloc and friends. The fast path is a table lookup for the class and a pop from the thread
- * cache; everything else (first use of the thread, refills, large blocks) is out of line.
+ * malloc and friends. The fast path is a table lookup for the class, a pop from the thread cache and
+ * the requested size added up; everything else (first use of the thread, refills, large blocks) is
+ * out of line. Blocks handed out per class are counted at the next flush (hak_stats_flush_thread).
  */
 #include <stdint.h>
 #include <string.h>
@@ -23,7 +24,6 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t
 	}
 	tc->head[cls] = b->next;
 	tc->count[cls]--;
-	tc->counters.allocs[cls]++;
 	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
@@ -39,7 +39,6 @@ static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 	if (likely(b)) {
 		tc->head[cls] = b->next;
 		tc->count[cls]--;
-		tc->counters.allocs[cls]++;
 		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 		return b;
 	}
@@ -91,8 +90,7 @@ void *hak_malloc(size_t n)
 		if (likely(b)) {
 			tc->head[cls] = b->next;
 			tc->count[cls]--;
-			tc->counters.allocs[cls]++;
-			tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
+				tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 			return b;
 		}
 		return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);

@@ -17,7 +17,7 @@ static inline void after_slow_free(struct hak_tcache *tc)
 		if (tc->heap)
 			hak_heap_teardown(tc);
 		else
-			hak_stats_flush(&tc->counters);
+			hak_stats_flush_thread(tc);
 		return;
 	}
 	if (unlikely(!tc->heap) && !hak_heap_init(tc))
@@ -75,7 +75,7 @@ static HAK_NOINLINE void free_not_small(void *p)
 		tc->slow_bytes_since_flush += hak_large_usable(p);
 		hak_large_free(p);
 		if (unlikely(tc->exited))
-			hak_stats_flush(&tc->counters);
+			hak_stats_flush_thread(tc);
 		else if (tc->heap)
 			hak_stats_maybe_flush(tc);
 	}

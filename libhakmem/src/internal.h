@@ -142,8 +142,8 @@ extern struct hak_options hak_opt;
 void hak_options_init(void);
 
 /* ---- stats.c: counters, the flush probe, HAKMEM_STATS */
-void hak_stats_flush(struct hakmem_counters *c);
-void hak_stats_flush_exiting(struct hakmem_counters *c);
+void hak_stats_flush_thread(struct hak_tcache *tc);
+void hak_stats_flush_exiting(struct hak_tcache *tc);
 void hak_stats_flush_soon(void);
 void hak_stats_maybe_flush(struct hak_tcache *tc);
 void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes);

@@ -100,7 +100,7 @@ HAK_API int malloc_trim(size_t pad)
 {
 	hak_ensure_init();
 	size_t released = hak_ss_trim() + hak_large_trim();
-	hak_stats_flush(&hak_tc.counters); /* the gauges show it at once, and a thread without a heap
+	hak_stats_flush_thread(&hak_tc); /* the gauges show it at once, and a thread without a heap
 					     * (no exit-time flush) loses nothing */
 	return released != 0;
 }

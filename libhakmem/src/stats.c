@@ -67,20 +67,36 @@ static void flush_exited_locked(uint64_t now_ns)
 	exited_flushed_ns = now_ns;
 }
 
-void hak_stats_flush(struct hakmem_counters *c)
+/* The blocks the thread's cache handed out since the last flush, by class: what entered it (refills,
+ * frees to it) less what left it otherwise (returns to slabs) less what it holds more than then. */
+static void settle_allocs(struct hak_tcache *tc)
 {
+	struct hakmem_counters *c = &tc->counters;
+	for (unsigned k = 0; k < HAK_NUM_CLASSES; k++) {
+		int64_t grown = (int64_t)tc->count[k] - tc->flushed_count[k];
+		c->allocs[k] += (uint64_t)((int64_t)(c->refill_objects[k] + c->frees[k] - tc->returned[k]) - grown);
+		tc->flushed_count[k] = tc->count[k];
+		tc->returned[k] = 0;
+	}
+}
+
+void hak_stats_flush_thread(struct hak_tcache *tc)
+{
+	settle_allocs(tc);
 	hak_lock(&totals_lock);
 	if (exited_pending)
 		flush_exited_locked(hak_now_ns());
-	add_and_fire_locked(c);
+	add_and_fire_locked(&tc->counters);
 	hak_unlock(&totals_lock);
-	memset(c, 0, sizeof *c);
+	memset(&tc->counters, 0, sizeof tc->counters);
 }
 
 /* While attached, exiting threads' deltas wait in `exited` and reach the totals when the batch goes
  * out; unattached, straight into the totals. */
-void hak_stats_flush_exiting(struct hakmem_counters *c)
+void hak_stats_flush_exiting(struct hak_tcache *tc)
 {
+	struct hakmem_counters *c = &tc->counters;
+	settle_allocs(tc);
 	hak_lock(&totals_lock);
 	if (HAK_PROBE_ENABLED(FLUSH)) {
 		uint64_t *to = (uint64_t *)&exited;
@@ -109,7 +125,7 @@ void hak_stats_maybe_flush(struct hak_tcache *tc)
 	h->refills_since_flush = 0;
 	h->objects_since_flush = 0;
 	tc->slow_bytes_since_flush = 0;
-	hak_stats_flush(&tc->counters);
+	hak_stats_flush_thread(tc);
 }
 
 /* A memory syscall changes the layers by megabytes: its counts go out with the thread's next flush. */

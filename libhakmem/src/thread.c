@@ -109,6 +109,7 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		b = next;
 	}
 	hak_tc.counters.bytes[HAKMEM_B_CACHE_RETURNED] += returned * hak_class_size[cls];
+	tc->returned[cls] += returned;
 }
 
 /* Give every cached block back to its slab (they were counted as freed when they entered the cache). */
@@ -135,7 +136,7 @@ void hak_heap_teardown(struct hak_tcache *tc)
 		hak_ss_abandon(ss);
 	}
 	tc->heap = NULL;
-	hak_stats_flush_exiting(&tc->counters);
+	hak_stats_flush_exiting(tc);
 	hak_lock(&heaps_lock);
 	registry_remove(h);
 	h->pool_next = heap_pool;
@@ -156,16 +157,16 @@ void hak_threads_flush_all(void)
 	hak_lock(&heaps_lock);
 	for (struct hak_heap *h = registry; h; h = h->reg_next)
 		if (h->tc != &hak_tc)
-			hak_stats_flush(&h->tc->counters);
+			hak_stats_flush_thread(h->tc);
 	hak_unlock(&heaps_lock);
-	hak_stats_flush(&hak_tc.counters);
+	hak_stats_flush_thread(&hak_tc);
 }
 
 static void fork_prepare(void)
 {
 	/* The parent's own deltas go out now, so the child starts from a zeroed block. */
 	if (hak_tc.heap)
-		hak_stats_flush(&hak_tc.counters);
+		hak_stats_flush_thread(&hak_tc);
 	hak_lock(&heaps_lock);
 	hak_ss_fork_prepare();
 	hak_large_fork_prepare();
@@ -195,7 +196,7 @@ static void fork_child(void)
 	while (h) {
 		struct hak_heap *next = h->reg_next;
 		if (h->tc != &hak_tc) {
-			hak_stats_flush(&h->tc->counters);
+			hak_stats_flush_thread(h->tc);
 			while (h->superslabs) {
 				struct hak_superslab *ss = h->superslabs;
 				h->superslabs = ss->next;
