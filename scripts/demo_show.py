@@ -15,6 +15,8 @@ from collections import defaultdict
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from hakwatch.layout import load
+
 
 def scrape(url):
     try:
@@ -43,8 +45,7 @@ def line(title, pairs):
 
 
 MIB = 1 << 20
-LAYERS = ("live", "thread_cache", "remote_free", "slab_free", "never_carved", "free_pages", "superslab_lru",
-          "superslab_purged", "superslab_reserved", "large_cache", "metadata")
+LAYERS = load().layers
 
 
 def mib(title, pairs):
