@@ -6,6 +6,7 @@ and 2 threads, in one run, interleaved so that drift of the machine hits every a
     bench/run.sh --only larson,random_mixed --allocators glibc,hakmem
 
 Writes bench/RESULTS.md (tables), bench/results.png (throughput per allocator) and bench/results.json.
+(Two builds of libhakmem against each other, before and after a change: bench/builds.py.)
 Per workload and thread count: ops/s (median of the repetitions, with min and max), peak RSS (median
 of ru_maxrss), memory syscalls from one extra run under `strace -f -c` (of fixed work where the
 workload is timed: larson). Then: the cost of the
