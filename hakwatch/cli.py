@@ -32,6 +32,9 @@ def _common(fn):
                       help="Seconds an exited process keeps its final values before its series go.")(fn)
     fn = click.option("--listen", default=LISTEN, show_default=True,
                       help="HOST:PORT to serve /metrics on (loopback unless you choose otherwise).")(fn)
+    fn = click.option("--web.config.file", "web_config", type=click.Path(dir_okay=False), metavar="FILE",
+                      help="TLS and basic auth for /metrics, in exporter-toolkit's format (as node_exporter's); "
+                      "read once, as root.")(fn)
     return fn
 
 
@@ -62,7 +65,7 @@ def main(ctx, check):
 
 
 def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False, label=None,
-           watch_execs=False):
+           watch_execs=False, web_config=None):
     """Load and attach, bind the server; returns (probes, reader, server) not yet serving. `label` is
     the library as the metrics name it (default: `lib`; "" when hakwatch watches several copies)."""
     from hakwatch.bpf import Probes
@@ -70,12 +73,16 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
     from hakwatch.reader import Reader
     from hakwatch.server import MetricsServer, parse_listen
 
-    parse_listen(listen)  # a garbage --listen fails before anything is loaded
+    parse_listen(listen)  # a garbage --listen or web configuration fails before anything is loaded
+    web = None
+    if web_config:
+        from hakwatch.webconfig import load
+        web = load(web_config)
     probes = Probes(lib, max_targets=max_targets, follow_init=follow_init, follow_fork=follow_fork,
                     detail_refill="refill" in detail, watch_execs=watch_execs)
     try:
         reader = Reader(probes, retention)
-        server = MetricsServer(listen, HakwatchCollector(reader, lib, label))
+        server = MetricsServer(listen, HakwatchCollector(reader, lib, label), web)
     except BaseException:
         probes.close()
         raise
@@ -89,7 +96,7 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
               help="Watch every process using any copy of libhakmem on this host, containers included, now and later.")
 @_common
 @friendly
-def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user):
+def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user, web_config):
     """Attach to running processes and serve /metrics.
 
     With --pid, runs until every watched process has exited (and --retention has passed); with --lib
@@ -112,7 +119,7 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user):
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     _stop_on_signals()
     if all_copies:
-        return _attach_all(listen, retention, max_targets, detail, user)
+        return _attach_all(listen, retention, max_targets, detail, user, web_config)
     if pids:
         running, files = [], set()
         for pid in (check_pid(p) for p in pids):
@@ -128,11 +135,12 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user):
             raise HakwatchError("those processes map different libhakmem files: run one hakwatch per "
                                 "library, or `hakwatch attach --all`")
         probes, reader, server = _watch(running[0].lasting_path(), listen, retention, max_targets, detail, user,
-                                        label=running[0].path)
+                                        label=running[0].path, web_config=web_config)
     else:
         if not os.path.isfile(lib):
             raise HakwatchError(f"{lib}: no such file")
-        probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True)
+        probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True,
+                                        web_config=web_config)
         running = processes_mapping(lib)
     try:
         watched = [m for m in running if probes.watch_running(m, comm_of(m.pid))]
@@ -141,7 +149,7 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user):
         from hakwatch.server import drop_privileges
         drop_privileges(user)
         server.start()
-        click.echo(f"hakwatch: serving http://{server.address}/metrics", err=True)
+        click.echo(f"hakwatch: serving {server.scheme}://{server.address}/metrics", err=True)
         while True:
             time.sleep(1)
             reader.expire()
@@ -155,7 +163,7 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user):
         probes.close()
 
 
-def _attach_all(listen, retention, max_targets, detail, user):
+def _attach_all(listen, retention, max_targets, detail, user, web_config):
     """attach --all. Finding copies that appear later means reading other users' /proc/PID/maps and
     attaching uprobes, which needs root; serving HTTP must not run as root. So this process keeps root,
     stays off the network and only looks for copies, while a child it forks drops to --user and serves
@@ -170,7 +178,7 @@ def _attach_all(listen, retention, max_targets, detail, user):
         raise HakwatchError("no process maps a libhakmem yet and there is no default library to take the "
                             "probes' layout from: start one, or use --lib PATH")
     probes, reader, server = _watch(first or str(DEFAULT_LIBRARY), listen, retention, max_targets, detail, user,
-                                    follow_init=True, label="", watch_execs=True)
+                                    follow_init=True, label="", watch_execs=True, web_config=web_config)
     try:
         discovery = Discovery(probes, say)
         discovery.scan()
@@ -184,7 +192,7 @@ def _attach_all(listen, retention, max_targets, detail, user):
                 if os.getppid() != parent:
                     raise KeyboardInterrupt  # the parent died before that: nobody to serve for
                 server.start()
-                say(f"serving http://{server.address}/metrics (every copy of libhakmem on this host)")
+                say(f"serving {server.scheme}://{server.address}/metrics (every copy of libhakmem on this host)")
                 while True:
                     time.sleep(1)
                     reader.expire()
@@ -238,7 +246,7 @@ def _set_parent_death_signal():
 @_common
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @friendly
-def run(lib, summary, listen, retention, max_targets, detail, user, command):
+def run(lib, summary, listen, retention, max_targets, detail, user, web_config, command):
     """Run COMMAND with libhakmem preloaded, watched (with its child processes) from its first
     allocation, serving /metrics meanwhile; exit with its status.
 
@@ -259,7 +267,8 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     version = library_version(lib)  # now: after the privilege drop the file may be out of reach (/root)
-    probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_fork=True)
+    probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_fork=True,
+                                    web_config=web_config)
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -288,7 +297,7 @@ def run(lib, summary, listen, retention, max_targets, detail, user, command):
             raise HakwatchError(failure, status=127)
         drop_privileges(user)
         server.start()
-        click.echo(f"hakwatch: serving http://{server.address}/metrics while {command[0]} runs", err=True)
+        click.echo(f"hakwatch: serving {server.scheme}://{server.address}/metrics while {command[0]} runs", err=True)
         while True:
             try:
                 done, status = os.waitpid(child, os.WNOHANG)

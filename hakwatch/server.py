@@ -1,9 +1,15 @@
-"""The HTTP endpoint (/metrics, and a landing page at /) and the privilege drop that precedes it."""
+"""The HTTP endpoint (/metrics, and a landing page at /) and the privilege drop that precedes it.
+
+A thread per connection, at most MAX_CONNECTIONS at once (more are closed at once), each given
+CONNECTION_TIMEOUT_S to say what it wants (and, with TLS, to shake hands, in its own thread): idle or
+slow clients cannot keep Prometheus out. TLS and basic auth come from --web.config.file (webconfig.py).
+"""
 
 import errno
 import os
 import pwd
 import socket
+import ssl
 import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -25,11 +31,47 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+MAX_CONNECTIONS = 512
+CONNECTION_TIMEOUT_S = 10.0
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def server_activate(self):
+        super().server_activate()
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        sock.settimeout(CONNECTION_TIMEOUT_S)
+        if self.tls:  # the handshake happens in the connection's thread, not in the accept loop
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hung up, timed out or spoke plain HTTP to TLS: its problem, not a traceback
 
 
 class _QuietHandler(WSGIRequestHandler):
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        super().setup()
+
     def log_message(self, *args):
         pass
 
@@ -38,13 +80,17 @@ class MetricsServer:
     """Bound at construction (as root, so a privileged port works and errors come before attaching
     anything long-lived); serving starts with `start()` on a daemon thread."""
 
-    def __init__(self, listen: str, collector):
+    def __init__(self, listen: str, collector, web=None):
         host, port = parse_listen(listen)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         metrics_app = make_wsgi_app(registry)
 
         def app(environ, start_response):
+            if web is not None and not web.authorized(environ.get("HTTP_AUTHORIZATION")):
+                start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                                    ("WWW-Authenticate", 'Basic realm="hakwatch"')])
+                return [b"Unauthorized\n"]
             if environ.get("PATH_INFO", "/") in ("/", ""):
                 start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
                 return [LANDING]
@@ -57,7 +103,9 @@ class MetricsServer:
             if e.errno == errno.EADDRINUSE:
                 raise HakwatchError(f"cannot listen on {listen}: the port is in use (choose another with --listen)") from None
             raise HakwatchError(f"cannot listen on {listen}: {e.strerror}") from None
+        self.httpd.tls = web.tls if web is not None else None
         self.address = f"{host}:{self.httpd.server_port}"
+        self.scheme = "https" if self.httpd.tls else "http"
 
     def start(self):
         self.serving = True

@@ -29,14 +29,15 @@ def fast_rules(dst: Path) -> Path:
 
 
 class Prometheus:
-    def __init__(self, tmp: Path, target: str):
+    def __init__(self, tmp: Path, target: str, **scrape):
+        """`scrape`: more of the hakwatch job's scrape configuration (scheme, tls_config, basic_auth)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = tmp / "prometheus.yml"
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(fast_rules(tmp / "rules.yml"))],
-            "scrape_configs": [{"job_name": "hakwatch", "static_configs": [{"targets": [target]}]}],
+            "scrape_configs": [{"job_name": "hakwatch", "static_configs": [{"targets": [target]}], **scrape}],
         }))
         self.proc = subprocess.Popen(
             ["/usr/bin/prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
@@ -73,6 +74,19 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@pytest.fixture
+def prometheus():
+    """prometheus(tmp, target, **scrape): a Prometheus scraping `target`, stopped after the test."""
+    started = []
+
+    def start(tmp, target, **scrape):
+        started.append(Prometheus(tmp, target, **scrape))
+        return started[-1]
+    yield start
+    for p in started:
+        p.stop()
 
 
 @pytest.fixture(scope="module")

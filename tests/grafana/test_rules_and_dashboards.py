@@ -1,8 +1,11 @@
 """The rules pass promtool's checks and unit tests; the checked-in dashboards are what the generator
 makes (regenerate with `.venv/bin/python -m grafana.dashboards.generate`)."""
 
+import re
 import subprocess
 from pathlib import Path
+
+from certs import make_cert
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "grafana" / "alerts"
@@ -23,12 +26,36 @@ def test_rules_unit_tests():
 
 
 def test_deployment_scrape_config_is_valid(tmp_path):
-    """As deployed: the rules file where the config expects it (here, in a scratch copy)."""
+    """As deployed: the rules file, hakwatch's CA and the password where the config expects them (here,
+    in a scratch copy)."""
     text = (ROOT / "grafana" / "deploy" / "prometheus.yml").read_text()
-    assert "/etc/prometheus/rules/hakwatch.rules.yml" in text
+    crt, _ = make_cert(tmp_path)
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    for deployed, here in (("/etc/prometheus/rules/hakwatch.rules.yml", ALERTS / "hakwatch.rules.yml"),
+                           ("/etc/prometheus/hakwatch-ca.crt", crt), ("/etc/prometheus/hakwatch.password", password)):
+        assert deployed in text
+        text = text.replace(deployed, str(here))
     config = tmp_path / "prometheus.yml"
-    config.write_text(text.replace("/etc/prometheus/rules/hakwatch.rules.yml", str(ALERTS / "hakwatch.rules.yml")))
+    config.write_text(text)
     assert "SUCCESS" in promtool("check", "config", str(config))
+
+
+def test_deployment_web_config_is_valid(tmp_path):
+    """hakwatch's web-config.yml as shipped, with a real certificate and hash where it says to put them."""
+    import bcrypt
+
+    from hakwatch.webconfig import load
+    text = (ROOT / "grafana" / "deploy" / "web-config.yml").read_text()
+    crt, key = make_cert(tmp_path)
+    text = text.replace("/etc/hakwatch/hakwatch.crt", str(crt)).replace("/etc/hakwatch/hakwatch.key", str(key))
+    text = re.sub(r"\$2b\$10\$REPLACE\S+", bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode(), text)
+    config = tmp_path / "web-config.yml"
+    config.write_text(text)
+    web = load(str(config))
+    assert web.tls is not None and list(web.users) == ["prometheus"]
+    unit = (ROOT / "grafana" / "deploy" / "hakwatch.service").read_text()
+    assert "--web.config.file /etc/hakwatch/web-config.yml" in unit
 
 
 def test_dashboards_are_generated():
