@@ -1,6 +1,7 @@
 """`hakwatch probes`: the USDT probes in a library's ELF notes, or in everything a process maps."""
 
 import json
+from dataclasses import replace
 
 import click
 
@@ -36,7 +37,7 @@ def _list(path, pid, as_json):
             # the mapping itself (root only), else the path in the process's root (a process of one's own)
             for candidate in (m.file, f"/proc/{pid}/root{m.path}"):
                 try:
-                    found += [p for p in read_probes(candidate)]
+                    found += [replace(p, path=m.path) for p in read_probes(candidate)]  # as the process names it
                     break
                 except HakwatchError:
                     continue  # not ELF, not readable from here, or gone

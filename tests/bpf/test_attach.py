@@ -7,7 +7,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hakwatch_helpers import scrape, start_known_syscalls, wait_for
+from hakwatch_helpers import HAKWATCH, scrape, start_known_syscalls, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DESIGN_METRICS = {
@@ -136,3 +136,17 @@ def test_attach_pid_ends_when_its_targets_are_gone(hakwatch, libhakmem, programs
     proc.stdin.close()
     proc.wait(10)
     assert h.proc.wait(20) == 0
+
+
+def test_probes_of_a_process_are_listed_under_its_own_file_names(libhakmem):
+    proc = subprocess.Popen(["sleep", "30"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)))
+    try:
+        wait_for(lambda: str(libhakmem) in open(f"/proc/{proc.pid}/maps").read(), what="the library to be mapped")
+        res = subprocess.run(HAKWATCH + ["probes", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        rows = [line for line in res.stdout.splitlines() if line.startswith("hakmem ")]
+        assert {r.split()[1] for r in rows} >= {"init", "flush", "ss_map"}
+        assert all(r.endswith(f"[{libhakmem}]") for r in rows), rows
+    finally:
+        proc.kill()
+        proc.wait()
