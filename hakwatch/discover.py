@@ -12,7 +12,7 @@ import os
 import time
 
 from hakwatch.errors import HakwatchError
-from hakwatch.targets import comm_of, file_id, file_mappings
+from hakwatch.targets import comm_of, file_id, file_mappings, pids
 from hakwatch.usdt import read_probes
 
 EXEC_SETTLE_NS = 50_000_000  # an exec'd process has mapped its libraries (ld.so) by then
@@ -28,7 +28,7 @@ def _has_hakmem_probes(path: str) -> bool:
 def first_copy() -> str | None:
     """A path (through /proc/PID/map_files) to some copy of libhakmem that a running process maps."""
     seen = set()
-    for pid in _pids():
+    for pid in pids():
         try:
             for m in file_mappings(pid):
                 if not m.exec:
@@ -41,10 +41,6 @@ def first_copy() -> str | None:
         except (HakwatchError, OSError):
             continue
     return None
-
-
-def _pids() -> list[int]:
-    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
 
 
 class Discovery:
@@ -85,7 +81,7 @@ class Discovery:
         return False
 
     def scan(self):
-        for pid in _pids():
+        for pid in pids():
             self.look_at(pid)
 
     def new_execs(self):

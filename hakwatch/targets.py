@@ -111,15 +111,18 @@ def file_id(path: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def pids() -> list[int]:
+    """Every process now."""
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
 def processes_mapping(lib: str) -> list[Mapping]:
     """Running processes that map the same file as `lib` (same device and inode), in any namespace."""
     want = file_id(lib)
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in pids():
         try:
-            m = library_of(int(entry.name))
+            m = library_of(pid)
             if m is not None and file_id(m.file) == want:
                 found.append(m)
         except (HakwatchError, OSError):

@@ -60,7 +60,6 @@ static char *cache_take(size_t bytes, size_t *got)
 static void unmap(char *base, size_t bytes)
 {
 	hak_stats_large_event(HAKMEM_LARGE_UNMAP, base, bytes);
-	hak_tc.counters.bytes[HAKMEM_B_LARGE_UNMAP] += bytes;
 	hak_os_unmap(base, bytes);
 }
 
@@ -79,7 +78,6 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 		if (!base)
 			return NULL;
 		hak_stats_large_event(HAKMEM_LARGE_MAP, base, bytes);
-		hak_tc.counters.bytes[HAKMEM_B_LARGE_MAP] += bytes;
 	}
 	hak_tc.counters.bytes[HAKMEM_B_LARGE_ALLOC] += got;
 	char *p = (char *)(((uintptr_t)base + HEADER + align - 1) & ~(uintptr_t)(align - 1));

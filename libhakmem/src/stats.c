@@ -42,16 +42,21 @@ static HAK_NOINLINE void fire_flush(struct hakmem_counters *delta)
 	HAK_PROBE(FLUSH, delta, totals);
 }
 
+static void add_counters(struct hakmem_counters *sum, const struct hakmem_counters *c)
+{
+	uint64_t *to = (uint64_t *)sum;
+	const uint64_t *from = (const uint64_t *)c;
+	for (size_t i = 0; i < sizeof *c / sizeof(uint64_t); i++)
+		to[i] += from[i];
+}
+
 /* Under totals_lock: the delta goes into the totals, then out through the probe, so the totals the
  * probe hands over always include it and a consumer that starts from them misses and repeats nothing. */
 static void add_and_fire_locked(struct hakmem_counters *delta)
 {
-	uint64_t *to = (uint64_t *)&hakmem_totals.counters;
-	const uint64_t *from = (const uint64_t *)delta;
 	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	for (size_t i = 0; i < sizeof *delta / sizeof(uint64_t); i++)
-		to[i] += from[i];
+	add_counters(&hakmem_totals.counters, delta);
 	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELEASE);
 	if (HAK_PROBE_ENABLED(FLUSH))
 		fire_flush(delta);
@@ -99,10 +104,7 @@ void hak_stats_flush_exiting(struct hak_tcache *tc)
 	settle_allocs(tc);
 	hak_lock(&totals_lock);
 	if (HAK_PROBE_ENABLED(FLUSH)) {
-		uint64_t *to = (uint64_t *)&exited;
-		const uint64_t *from = (const uint64_t *)c;
-		for (size_t i = 0; i < sizeof *c / sizeof(uint64_t); i++)
-			to[i] += from[i];
+		add_counters(&exited, c);
 		exited_pending = true;
 		uint64_t now = hak_now_ns();
 		if (now - exited_flushed_ns >= EXITED_FLUSH_NS)
@@ -151,6 +153,7 @@ void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes)
 void hak_stats_large_event(enum hakmem_large_event ev, void *addr, size_t bytes)
 {
 	hak_tc.counters.large_events[ev]++;
+	hak_tc.counters.bytes[ev == HAKMEM_LARGE_MAP ? HAKMEM_B_LARGE_MAP : HAKMEM_B_LARGE_UNMAP] += bytes;
 	if (ev == HAKMEM_LARGE_MAP && HAK_PROBE_ENABLED(LARGE_MAP))
 		HAK_PROBE(LARGE_MAP, addr, bytes);
 	if (ev == HAKMEM_LARGE_UNMAP && HAK_PROBE_ENABLED(LARGE_UNMAP))
