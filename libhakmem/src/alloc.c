@@ -23,7 +23,7 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t
 		b = tc->head[cls];
 	}
 	tc->head[cls] = b->next;
-	tc->count[cls]--;
+	tc->room[cls]++;
 	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
@@ -38,7 +38,7 @@ static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 	struct hak_block *b = tc->head[cls];
 	if (likely(b)) {
 		tc->head[cls] = b->next;
-		tc->count[cls]--;
+		tc->room[cls]++;
 		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 		return b;
 	}
@@ -84,19 +84,25 @@ static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 void *hak_malloc(size_t n)
 {
 	struct hak_tcache *tc = &hak_tc;
-	if (likely(n <= HAK_MAX_SMALL)) {
-		unsigned cls = hak_class_of(n);
-		struct hak_block *b = tc->head[cls];
-		if (likely(b)) {
-			tc->head[cls] = b->next;
-			tc->count[cls]--;
-				tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
-			return b;
-		}
-		return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
+	size_t cls;
+	/* Small sizes first and inline: the common case falls through with no jump. */
+	if (likely(n <= 1024))
+		cls = hak_class_small[(n + 15) >> 4];
+	else if (n <= HAK_MAX_SMALL)
+		cls = hak_class_medium[(n - 1) >> 8];
+	else
+		return alloc_large(n, 0, false);
+	struct hak_block *b = tc->head[cls];
+	if (likely(b)) {
+		tc->head[cls] = b->next;
+		tc->room[cls]++;
+		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
+		return b;
 	}
-	return alloc_large(n, 0, false);
+	return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
 }
+
+HAK_API void *malloc(size_t n) __attribute__((alias("hak_malloc")));
 
 void *hak_calloc(size_t count, size_t size)
 {

@@ -21,6 +21,18 @@
 
 extern __thread struct hak_tcache hak_tc;
 
+/* This thread's thread pointer: unique among live threads, what SuperSlab owners are named by. */
+static inline uintptr_t hak_self(void)
+{
+	return (uintptr_t)__builtin_thread_pointer();
+}
+
+/* Blocks in the class's cache. */
+static inline uint32_t hak_cache_len(const struct hak_tcache *tc, unsigned cls)
+{
+	return tc->limit[cls] - tc->room[cls];
+}
+
 /* ---- size classes (classes.c): two tables make the lookup O(1) for every small size */
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
 extern uint8_t hak_class_small[1024 / 16 + 1];	/* (n + 15) / 16 -> class, n <= 1024 */

@@ -1,6 +1,7 @@
 /*
  * The exported names of the malloc API, nothing else: argument checks that POSIX and C specify, then
- * the allocator proper.
+ * the allocator proper. malloc and free are other names of hak_malloc and hak_free (alloc.c, free.c):
+ * a wrapper would cost each call a jump.
  */
 #include <malloc.h>
 #include <stdlib.h>
@@ -11,16 +12,6 @@
 static bool pow2(size_t a)
 {
 	return a && !(a & (a - 1));
-}
-
-HAK_API void *malloc(size_t n)
-{
-	return hak_malloc(n);
-}
-
-HAK_API void free(void *p)
-{
-	hak_free(p);
 }
 
 void *hak_calloc(size_t count, size_t size);

@@ -93,7 +93,7 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 			     s->start + (size_t)s->carved * s->bsize);
 	}
 	tc->head[cls] = head;
-	tc->count[cls] += n;
+	tc->room[cls] -= n;
 	s->used += n;
 	return n;
 }
@@ -179,7 +179,7 @@ void hak_slab_put_local(struct hak_heap *h, struct hak_superslab *ss, struct hak
 void hak_slab_adopt_superslab(struct hak_heap *h, struct hak_superslab *ss)
 {
 	atomic_store_explicit(&ss->heap, h, memory_order_relaxed);
-	atomic_store_explicit(&ss->owner, h->tc, memory_order_release);
+	atomic_store_explicit(&ss->owner, hak_self(), memory_order_release);
 	ss->prev = NULL;
 	ss->next = h->superslabs;
 	if (ss->next)

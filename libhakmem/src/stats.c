@@ -78,9 +78,10 @@ static void settle_allocs(struct hak_tcache *tc)
 {
 	struct hakmem_counters *c = &tc->counters;
 	for (unsigned k = 0; k < HAK_NUM_CLASSES; k++) {
-		int64_t grown = (int64_t)tc->count[k] - tc->flushed_count[k];
+		uint32_t len = hak_cache_len(tc, k);
+		int64_t grown = (int64_t)len - tc->flushed_len[k];
 		c->allocs[k] += (uint64_t)((int64_t)(c->refill_objects[k] + c->frees[k] - tc->returned[k]) - grown);
-		tc->flushed_count[k] = tc->count[k];
+		tc->flushed_len[k] = len;
 		tc->returned[k] = 0;
 	}
 }

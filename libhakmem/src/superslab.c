@@ -174,7 +174,7 @@ struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
 	}
 	ss_reset(ss);
 	atomic_store_explicit(&ss->heap, h, memory_order_relaxed);
-	atomic_store_explicit(&ss->owner, h->tc, memory_order_relaxed);
+	atomic_store_explicit(&ss->owner, hak_self(), memory_order_relaxed);
 	ss->next = h->superslabs;
 	if (ss->next)
 		ss->next->prev = ss;
@@ -186,7 +186,7 @@ struct hak_superslab *hak_ss_obtain(struct hak_heap *h, unsigned *stage)
 void hak_ss_retire(struct hak_superslab *ss)
 {
 	atomic_store_explicit(&ss->heap, NULL, memory_order_relaxed);
-	atomic_store_explicit(&ss->owner, NULL, memory_order_relaxed);
+	atomic_store_explicit(&ss->owner, 0, memory_order_relaxed);
 	if (hak_opt.ss_lru_size == 0) {
 		ss_unmap(ss);
 		return;
@@ -219,7 +219,7 @@ void hak_ss_retire(struct hak_superslab *ss)
 void hak_ss_abandon(struct hak_superslab *ss)
 {
 	atomic_store_explicit(&ss->heap, NULL, memory_order_relaxed);
-	atomic_store_explicit(&ss->owner, NULL, memory_order_release);
+	atomic_store_explicit(&ss->owner, 0, memory_order_release);
 	hak_lock(&abandoned_lock);
 	ss->prev = NULL;
 	ss->next = abandoned;

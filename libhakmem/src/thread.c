@@ -70,7 +70,7 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 		return NULL;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		unsigned limit = CACHE_BYTES / hak_class_size[c];
-		tc->limit[c] = limit < 2 ? 2 : limit > 256 ? 256 : limit;
+		tc->limit[c] = tc->room[c] = limit < 2 ? 2 : limit > 256 ? 256 : limit;
 	}
 	tc->heap = h;
 	/* Any non-NULL value: the destructor runs at thread exit. Not for the main thread (exit() does
@@ -99,7 +99,8 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		link = &(*link)->next;
 	struct hak_block *b = *link;
 	*link = NULL;
-	tc->count[cls] = tc->count[cls] < keep ? tc->count[cls] : keep;
+	if (hak_cache_len(tc, cls) > keep)
+		tc->room[cls] = tc->limit[cls] - keep;
 	uint64_t returned = 0;
 	while (b) {
 		struct hak_block *next = b->next;
@@ -117,7 +118,7 @@ static void return_cache(struct hak_tcache *tc)
 {
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		hak_cache_shrink(tc, c, 0);
-		tc->limit[c] = 0;
+		tc->limit[c] = tc->room[c] = 0;
 	}
 }
 

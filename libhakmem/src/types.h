@@ -57,7 +57,9 @@ struct hak_slab {
 enum { HAK_LIST_NONE, HAK_LIST_AVAIL, HAK_LIST_FULL };
 
 struct hak_superslab {
-	_Atomic(struct hak_tcache *) owner;	/* the owning thread's cache; NULL when abandoned or cached */
+	/* The owning thread's thread pointer (hak_self), 0 when abandoned or cached: free() compares it
+	 * with %fs:0 in one instruction, where the address of the thread's cache would take three. */
+	_Atomic uintptr_t owner;
 	/* The owner's heap, for other threads to flag remote frees on. Heaps live in a pool that is never
 	 * unmapped, so a flag raised on the heap of a thread that just exited is harmless. */
 	_Atomic(struct hak_heap *) heap;
@@ -100,7 +102,9 @@ struct hak_heap {
  * slow path, which sets the heap up. */
 struct hak_tcache {
 	struct hak_block *head[HAK_NUM_CLASSES];
-	uint32_t count[HAK_NUM_CLASSES];
+	/* Blocks the class's cache can still take (limit - length): free() decrements it and leaves on
+	 * the borrow, one instruction where comparing a length with the limit took five. */
+	uint32_t room[HAK_NUM_CLASSES];
 	uint32_t limit[HAK_NUM_CLASSES];
 	struct hak_heap *heap;
 	uint64_t slow_bytes_since_flush;		/* bytes refilled, freed on slow paths, large, since the last flush */
@@ -111,7 +115,7 @@ struct hak_tcache {
 	struct hakmem_counters counters;		/* deltas since the last flush (the flush probe's block) */
 	/* Blocks handed out from the cache are not counted as they go (one instruction fewer in malloc):
 	 * a flush works them out from what entered the cache, what left it otherwise, and its length. */
-	uint32_t flushed_count[HAK_NUM_CLASSES];	/* count[] at the last flush */
+	uint32_t flushed_len[HAK_NUM_CLASSES];	/* the cache's lengths at the last flush */
 	uint32_t returned[HAK_NUM_CLASSES];		/* blocks given back to their slabs since then */
 };
 
