@@ -56,6 +56,8 @@ class HakwatchCollector:
         ss_ev = CounterMetricFamily(m.SUPERSLAB_EVENTS, "SuperSlab (2 MiB) events", labels=L + ["event"])
         ss = GaugeMetricFamily(m.SUPERSLABS, "SuperSlabs in use (live) and empty in the LRU (cached)", labels=L + ["state"])
         large = CounterMetricFamily(m.LARGE_EVENTS, "Large blocks mapped and unmapped", labels=L + ["event"])
+        heap_errors = CounterMetricFamily(m.HEAP_ERRORS, "Heap misuse the allocator detected (each also on the process's stderr)",
+                                          labels=L + ["kind"])
         sc = CounterMetricFamily(m.SYSCALLS, "Memory syscalls made by the process", labels=L + ["syscall"])
         sc_bytes = CounterMetricFamily(m.SYSCALL_BYTES, "Bytes covered by those syscalls (length argument; 0 for brk)", labels=L + ["syscall"])
         sc_dur = HistogramMetricFamily(m.SYSCALL_DURATION, "Time from syscall entry to exit", labels=L + ["syscall"])
@@ -101,6 +103,8 @@ class HakwatchCollector:
                 ss.add_metric(lv + [state], n)
             for ev, n in t.large_events.items():
                 large.add_metric(lv + [ev], n)
+            for kind, n in t.heap_errors.items():
+                heap_errors.add_metric(lv + [kind], n)
             for name in load().syscalls:
                 s = t.syscalls.get(name)
                 sc.add_metric(lv + [name], s.calls if s else 0)
@@ -118,7 +122,7 @@ class HakwatchCollector:
             for (size, stage), (hist, total) in by_cs.items():
                 buckets, seconds = _buckets(hist, total[0])
                 refill_dur.add_metric(lv + [str(size), stage], buckets, seconds)
-        yield from (allocs, frees, refills, objects, ss_ev, ss, large, sc, sc_bytes, sc_dur, faults, info,
+        yield from (allocs, frees, refills, objects, ss_ev, ss, large, heap_errors, sc, sc_bytes, sc_dur, faults, info,
                     requested, allocated, live, layers, mapped, resident_est, rss)
         if any(t.refill_latency for t in targets.values()):
             yield refill_dur

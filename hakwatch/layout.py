@@ -24,6 +24,7 @@ class Layout:
     os_calls: tuple[str, ...]
     ss_events: tuple[str, ...]
     large_events: tuple[str, ...]
+    heap_errors: tuple[str, ...]
     byte_counts: tuple[str, ...]     # index names of counters.bytes[]
     layers: tuple[str, ...]
     superslab_bytes: int
@@ -96,6 +97,7 @@ def load(counters_h: Path = COUNTERS_H, maps_h: Path = MAPS_H) -> Layout:
         os_calls=_names(text, "HAKMEM_OS_CALL_NAMES", counters_h),
         ss_events=_names(text, "HAKMEM_SS_EVENT_NAMES", counters_h),
         large_events=_names(text, "HAKMEM_LARGE_EVENT_NAMES", counters_h),
+        heap_errors=_names(text, "HAKMEM_HEAP_ERROR_NAMES", counters_h),
         byte_counts=_names(text, "HAKMEM_BYTES_NAMES", counters_h),
         layers=_names(text, "HAKMEM_LAYER_NAMES", counters_h),
         superslab_bytes=int(_define(text, "HAKMEM_SUPERSLAB_BYTES", counters_h)),

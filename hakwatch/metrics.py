@@ -8,6 +8,7 @@ REFILL_OBJECTS = "hakmem_refill_objects"      # counter: pid, comm, class
 SUPERSLAB_EVENTS = "hakmem_superslab_events"  # counter: pid, comm, event
 SUPERSLABS = "hakmem_superslabs"              # gauge: pid, comm, state (live, cached, purged)
 LARGE_EVENTS = "hakmem_large_events"          # counter: pid, comm, event
+HEAP_ERRORS = "hakmem_heap_errors"            # counter: pid, comm, kind (double_free, invalid_pointer, corrupt_free_list)
 SYSCALLS = "hakmem_syscalls"                  # counter: pid, comm, syscall
 SYSCALL_BYTES = "hakmem_syscall_bytes"        # counter: pid, comm, syscall
 SYSCALL_DURATION = "hakmem_syscall_duration_seconds"  # histogram: pid, comm, syscall

@@ -35,6 +35,7 @@ class Target:
     os_calls: dict[str, tuple[int, int]] = field(default_factory=dict)  # allocator's own: calls, bytes
     superslab_events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(load().ss_events, 0))
     large_events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(load().large_events, 0))
+    heap_errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(load().heap_errors, 0))
     memory: Memory | None = None    # None until the process's first flush (or a seed) is seen
     syscalls: dict[str, SyscallTotals] = field(default_factory=dict)
     page_faults: int = 0
@@ -123,6 +124,7 @@ class Reader:
         t.os_calls = {n: (c.os_calls[i], c.os_bytes[i]) for i, n in enumerate(lay.os_calls)}
         t.superslab_events = dict(zip(lay.ss_events, list(c.ss_events)))
         t.large_events = dict(zip(lay.large_events, list(c.large_events)))
+        t.heap_errors = dict(zip(lay.heap_errors, list(c.heap_errors)))
         t.memory = memory(lay, c)
 
     def expire(self, now_ns: int | None = None) -> list[int]:

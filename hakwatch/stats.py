@@ -4,7 +4,7 @@ import json
 
 from hakwatch.reader import Target
 
-SCHEMA = "hakmem-stats/2"
+SCHEMA = "hakmem-stats/3"
 
 
 def to_stats(t: Target, version: str) -> dict:
@@ -22,6 +22,7 @@ def to_stats(t: Target, version: str) -> dict:
         "refill_objects": {str(size): n for size, n in t.refill_objects.items()},
         "superslab_events": dict(t.superslab_events),
         "large_events": dict(t.large_events),
+        "heap_errors": dict(t.heap_errors),
         "syscalls": {name: {"calls": c, "bytes": b} for name, (c, b) in t.os_calls.items()},
         "bytes": {"requested": mem.requested, "allocated": mem.allocated},
         "live_bytes": dict(mem.live_bytes),

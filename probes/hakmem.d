@@ -26,4 +26,6 @@ provider hakmem {
 	/* large blocks (above the largest size class), mapped and unmapped one by one: base address, bytes */
 	probe large_map(void *addr, unsigned long bytes);
 	probe large_unmap(void *addr, unsigned long bytes);
+	/* heap misuse detected, before the report and the abort: kind (enum hakmem_heap_error), the pointer, its size class in bytes (0 when unknown or large) */
+	probe heap_error(unsigned int kind, void *addr, unsigned long class_size);
 };

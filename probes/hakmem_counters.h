@@ -21,7 +21,7 @@
 
 #include <linux/types.h>
 
-#define HAKMEM_COUNTERS_VERSION 2
+#define HAKMEM_COUNTERS_VERSION 3
 
 /* Block sizes of the size classes, in bytes, smallest first. Every class is a multiple of 16 so any
  * block meets malloc's fundamental alignment. Requests above the last class are large blocks. */
@@ -33,9 +33,11 @@
 #define HAKMEM_SLOT_LARGE HAKMEM_NUM_CLASSES
 #define HAKMEM_SLOT_NAME_LARGE "large"
 
-/* SuperSlab geometry, which the memory layers are computed with. */
+/* SuperSlab geometry, which the memory layers are computed with. The header takes page 0 (64 KiB)
+ * whole: its first 4 KiB hold the metadata and the rest is never used, so that no block lies in the
+ * page a wild pointer into the header would name (free() tells such a pointer by its page alone). */
 #define HAKMEM_SUPERSLAB_BYTES 2097152
-#define HAKMEM_SUPERSLAB_HEADER_BYTES 4096
+#define HAKMEM_SUPERSLAB_HEADER_BYTES 65536
 
 /* Refill stages, in the order a thread-cache miss tries them. */
 enum hakmem_stage {
@@ -111,7 +113,7 @@ enum hakmem_bytes {
 	HAKMEM_B_REMOTE_DRAINED,	/* queued blocks taken back into their slab's free list */
 	HAKMEM_B_CACHE_RETURNED,	/* blocks a thread cache gave back to their slabs */
 	HAKMEM_B_CARVED,		/* fresh blocks cut from slabs */
-	HAKMEM_B_SLAB_IN,		/* slabs made: block area (pages, less the header in page 0) */
+	HAKMEM_B_SLAB_IN,		/* slabs made: their pages */
 	HAKMEM_B_SLAB_OUT,		/* slabs released */
 	HAKMEM_B_SLAB_OUT_CARVED,	/* the carved blocks of released slabs (all on the free list) */
 	HAKMEM_B_METADATA,		/* mappings for the allocator's own bookkeeping (thread heaps) */
@@ -120,6 +122,17 @@ enum hakmem_bytes {
 	HAKMEM_NUM_BYTES
 };
 #define HAKMEM_BYTES_NAMES "requested", "large_alloc", "large_free", "large_map", "large_unmap", "ss_reserved", "remote_drained", "cache_returned", "carved", "slab_in", "slab_out", "slab_out_carved", "metadata", "touched_in", "touched_out"
+
+/* Heap misuse the allocator detected (DESIGN.md, "Heap misuse"): each is reported on stderr, counted
+ * here, flushed at once and fires the heap_error probe; then the process aborts, or, with
+ * HAKMEM_HEAP_ERRORS=report, goes on with the block leaked. */
+enum hakmem_heap_error {
+	HAKMEM_HEAP_DOUBLE_FREE,	/* a block freed again while free */
+	HAKMEM_HEAP_INVALID_POINTER,	/* freed or reallocated, not the start of a block of ours */
+	HAKMEM_HEAP_CORRUPT_FREE_LIST,	/* a free-list link that does not decode to a free block of its slab */
+	HAKMEM_NUM_HEAP_ERRORS
+};
+#define HAKMEM_HEAP_ERROR_NAMES "double_free", "invalid_pointer", "corrupt_free_list"
 
 struct hakmem_counters {
 	__u64 allocs[HAKMEM_NUM_CLASSES + 1];			/* blocks handed out, per class, then large (see below) */
@@ -132,6 +145,7 @@ struct hakmem_counters {
 	__u64 ss_events[HAKMEM_NUM_SS_EVENTS];			/* SuperSlab events */
 	__u64 large_events[HAKMEM_NUM_LARGE_EVENTS];		/* large-block mappings made and given back */
 	__u64 bytes[HAKMEM_NUM_BYTES];				/* byte counts of enum hakmem_bytes */
+	__u64 heap_errors[HAKMEM_NUM_HEAP_ERRORS];		/* heap misuse detected, by kind */
 };
 
 /* The process totals, exported by libhakmem as the symbol `hakmem_totals`, for a consumer that

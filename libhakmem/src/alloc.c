@@ -1,6 +1,6 @@
 /*
- * malloc and friends. The fast path is a table lookup for the class, a pop from the thread cache and
- * the requested size added up; everything else (first use of the thread, refills, large blocks) is
+ * malloc and friends. The fast path is a table lookup for the class, a pop from the thread cache (the
+ * link decoded, the block's free key cleared) and the requested size added up; everything else (first use of the thread, refills, large blocks) is
  * out of line. Blocks handed out per class are counted at the next flush (hak_stats_flush_thread).
  */
 #include <stdint.h>
@@ -22,7 +22,8 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t
 		}
 		b = tc->head[cls];
 	}
-	tc->head[cls] = b->next;
+	tc->head[cls] = hak_link_get(b);
+	b->key = 0;
 	tc->room[cls]++;
 	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	if (unlikely(tc->exited))
@@ -37,7 +38,8 @@ static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 {
 	struct hak_block *b = tc->head[cls];
 	if (likely(b)) {
-		tc->head[cls] = b->next;
+		tc->head[cls] = hak_link_get(b);
+		b->key = 0; /* no longer free: a free() of it is no double free */
 		tc->room[cls]++;
 		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 		return b;
@@ -94,7 +96,8 @@ void *hak_malloc(size_t n)
 		return alloc_large(n, 0, false);
 	struct hak_block *b = tc->head[cls];
 	if (likely(b)) {
-		tc->head[cls] = b->next;
+		tc->head[cls] = hak_link_get(b);
+		b->key = 0; /* no longer free: a free() of it is no double free */
 		tc->room[cls]++;
 		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 		return b;

@@ -1,11 +1,14 @@
 /*
  * free(): the address says everything. Its 2 MiB-aligned base is the SuperSlab (a bit in the
- * SuperSlab map says the block is ours), the page says the slab, the slab says the class, and one
- * compare of the SuperSlab's owner with this thread's cache picks the route:
+ * SuperSlab map says the block is ours), the page says the class, and one compare of the SuperSlab's
+ * owner with this thread's thread pointer picks the route:
  *   tls_sll    ours, and the thread cache has room: push, done (the fast path);
  *   ss_local   ours, the cache is full: straight back to the slab (and the class's cache grows);
  *   ss_remote  another thread's (or an abandoned) slab: one CAS onto the slab's remote list;
  *   large      a block with its own mapping.
+ * Before any route, two checks (DESIGN.md, "Heap misuse"): the pointer starts a block of its page's
+ * class (one multiply), and the block does not carry the free key (one compare): what fails either
+ * goes out of line to be confirmed and reported. The slab routes also check the block was handed out.
  */
 #include "internal.h"
 
@@ -27,11 +30,18 @@ static inline void after_slow_free(struct hak_tcache *tc)
 
 /* ss_local: the cache is full, straight back to the slab. (Returning half the cache here instead was
  * measured slower: walking the list to split it misses the cache on every block.) */
-static HAK_NOINLINE void free_local(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
-				    struct hak_block *b)
+static HAK_NOINLINE void free_local(struct hak_block *b)
 {
-	unsigned cls = s->cls;
-	tc->room[cls] = 0; /* the fast path's subtract borrowed */
+	struct hak_tcache *tc = &hak_tc;
+	struct hak_superslab *ss = hak_ss_of(b);
+	unsigned cls = hak_page_cls(ss, b);
+	tc->room[cls] = 0; /* the fast path's subtract borrowed (from 0) */
+	struct hak_slab *s = hak_block_slab(ss, b);
+	if (!s) {
+		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
+		return;
+	}
+	b->key = hak_free_key;
 	tc->slow_bytes_since_flush += s->bsize;
 	tc->counters.slab_frees[cls][HAKMEM_SLAB_LOCAL]++;
 	hak_slab_put_local(tc->heap, ss, s, b); /* may release the slab and its SuperSlab: s is gone */
@@ -48,9 +58,17 @@ static HAK_NOINLINE void free_local(struct hak_tcache *tc, struct hak_superslab 
 
 /* ss_remote: another thread's (or an abandoned) slab. Its own function, a leaf but for the tail call
  * to the flush check, so that it saves no registers. */
-static HAK_NOINLINE void free_remote(struct hak_tcache *tc, struct hak_superslab *ss, struct hak_slab *s,
-				     struct hak_block *b)
+static HAK_NOINLINE void free_remote(struct hak_block *b)
 {
+	struct hak_tcache *tc = &hak_tc;
+	struct hak_superslab *ss = hak_ss_of(b);
+	unsigned cls = hak_page_cls(ss, b);
+	struct hak_slab *s = hak_block_slab(ss, b);
+	if (!s) {
+		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
+		return;
+	}
+	b->key = hak_free_key;
 	tc->slow_bytes_since_flush += s->bsize;
 	tc->counters.slab_frees[s->cls][HAKMEM_SLAB_REMOTE]++;
 	/* Read before the block is published: after the CAS its owner may drain it, empty the slab and
@@ -59,7 +77,7 @@ static HAK_NOINLINE void free_remote(struct hak_tcache *tc, struct hak_superslab
 	struct hak_heap *owner = atomic_load_explicit(&ss->heap, memory_order_relaxed);
 	struct hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
 	do
-		b->next = old;
+		hak_link_set(b, old);
 	while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, b, memory_order_release,
 						      memory_order_relaxed));
 	/* The first remote block on a slab tells its owner to look at its full slabs. */
@@ -70,7 +88,7 @@ static HAK_NOINLINE void free_remote(struct hak_tcache *tc, struct hak_superslab
 
 /* One place in the cache: a subtract from memory and a jump on its borrow (GCC makes five instructions
  * of the same C). When there is none, the room wrapped around and the slow path resets it. */
-static inline __attribute__((always_inline)) bool take_room(uint32_t *room)
+static inline __attribute__((always_inline)) bool take_room(uint32_t __seg_fs *room)
 {
 	asm goto("subl $1, %0\n\tjb %l[full]" : "+m"(*room) : : "cc" : full);
 	return true;
@@ -78,40 +96,86 @@ full:
 	return false;
 }
 
+/* Not the start of a block of its page's class, or in a page with no blocks. */
+static HAK_NOINLINE void free_invalid(void *p)
+{
+	unsigned cls = hak_page_cls(hak_ss_of(p), p);
+	hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", p, cls == HAK_NO_CLASS ? 0 : hak_class_size[cls]);
+}
+
+/* The block carries the free key. In a slab this thread owns, the free lists say whether it is free
+ * (if not, a live block holds the key by a 1 in 2^64 chance, and is freed as usual); in another
+ * thread's, whose lists cannot be walked from here, the key alone says so. */
+static HAK_NOINLINE void free_marked(struct hak_block *b)
+{
+	struct hak_tcache *tc = &hak_tc;
+	struct hak_superslab *ss = hak_ss_of(b);
+	unsigned cls = hak_page_cls(ss, b);
+	if (!hak_block_slab(ss, b)) {
+		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
+		return;
+	}
+	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == hak_self() &&
+	    !hak_block_in_lists(tc, ss, cls, b)) {
+		b->key = 0;
+		hak_free(b);
+		return;
+	}
+	hak_heap_error(HAKMEM_HEAP_DOUBLE_FREE, "free", b, hak_class_size[cls]);
+}
+
 /* Out of line so that free()'s fast path saves no registers and sets up no frame. */
 static HAK_NOINLINE void free_not_small(void *p)
 {
-	if (p && hak_large_owns(p)) {
-		struct hak_tcache *tc = &hak_tc;
-		if (unlikely(!tc->heap) && !tc->exited)
-			hak_heap_init(tc);
-		tc->counters.frees[HAKMEM_SLOT_LARGE]++;
-		tc->slow_bytes_since_flush += hak_large_usable(p);
-		hak_large_free(p);
-		if (unlikely(tc->exited))
-			hak_stats_flush_thread(tc);
-		else if (tc->heap)
-			hak_stats_maybe_flush(tc);
+	if (!p)
+		return;
+	enum hak_large_state state = hak_large_state(p);
+	if (state != HAK_LARGE_LIVE) {
+		hak_heap_error(state == HAK_LARGE_FREED ? HAKMEM_HEAP_DOUBLE_FREE : HAKMEM_HEAP_INVALID_POINTER, "free",
+			       p, 0);
+		return;
 	}
-	/* Anything else is not ours (or NULL): ignored, never a crash. */
+	struct hak_tcache *tc = &hak_tc;
+	if (unlikely(!tc->heap) && !tc->exited)
+		hak_heap_init(tc);
+	tc->counters.frees[HAKMEM_SLOT_LARGE]++;
+	tc->slow_bytes_since_flush += hak_large_usable(p);
+	hak_large_free(p);
+	if (unlikely(tc->exited))
+		hak_stats_flush_thread(tc);
+	else if (tc->heap)
+		hak_stats_maybe_flush(tc);
 }
 
 void hak_free(void *p)
 {
 	if (likely(hak_is_small(p))) {
 		struct hak_superslab *ss = hak_ss_of(p);
-		unsigned cls = ss->page_cls[((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT];
-		struct hak_tcache *tc = &hak_tc;
+		uintptr_t off = (uintptr_t)p & (HAK_SS_SIZE - 1);
+		size_t cls = ss->page_cls[off >> HAK_PAGE_SHIFT];
+		/* The slow paths below take the block alone and work the rest out again: setting up more
+		 * arguments would cost the fast path register moves. */
+		struct hak_tcache __seg_fs *tc = hak_tc_fs();
 		struct hak_block *b = p;
+		if (unlikely(off * hak_class_div[cls] >= hak_class_div[cls])) {
+			free_invalid(p);
+			return;
+		}
+		uint64_t key = hak_free_key;
+		if (unlikely(b->key == key)) {
+			free_marked(b);
+			return;
+		}
 		if (unlikely(atomic_load_explicit(&ss->owner, memory_order_relaxed) != hak_self())) {
-			free_remote(tc, ss, hak_slab_of(ss, p), b);
+			free_remote(b);
 			return;
 		}
 		if (unlikely(!take_room(&tc->room[cls]))) {
-			free_local(tc, ss, hak_slab_of(ss, p), b);
+			free_local(b);
 			return;
 		}
-		b->next = tc->head[cls];
+		hak_link_set(b, tc->head[cls]);
+		b->key = key;
 		tc->head[cls] = b;
 		tc->counters.frees[cls]++;
 		return;
@@ -123,9 +187,11 @@ HAK_API void free(void *p) __attribute__((alias("hak_free")));
 
 size_t hak_usable_size(const void *p)
 {
-	if (hak_is_small(p))
-		return hak_slab_of(hak_ss_of(p), p)->bsize;
-	if (p && hak_large_owns(p))
+	if (hak_is_small(p)) {
+		struct hak_slab *s = hak_block_slab(hak_ss_of(p), p);
+		return s ? s->bsize : 0;
+	}
+	if (p && hak_large_state(p) == HAK_LARGE_LIVE)
 		return hak_large_usable(p);
 	return 0;
 }

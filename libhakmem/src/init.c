@@ -19,6 +19,7 @@ static HAK_NOINLINE void init_once(void)
 		return;
 	}
 	hak_classes_init();
+	hak_misuse_init();
 	hak_options_init();
 	hak_threads_init();
 	atomic_store(&init_state, 2);

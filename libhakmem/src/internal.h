@@ -12,6 +12,8 @@
 #include "types.h"
 
 #define HAK_API __attribute__((visibility("default")))
+/* On declarations too: the fast paths then load a global with one instruction, not through the GOT. */
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define HAK_NOINLINE __attribute__((noinline))
@@ -20,6 +22,16 @@
 #define HAK_CACHE_MAX_BYTES (256 * 1024) /* a thread cache's class grows to at most this */
 
 extern __thread struct hak_tcache hak_tc;
+
+/* The thread cache as an address relative to %fs: its offset from the thread pointer, read from the
+ * GOT as the compiler does for &hak_tc. Through it a fast path addresses the cache with %fs-prefixed
+ * operands, inline asm included, with no need to add the thread pointer first. */
+static inline struct hak_tcache __seg_fs *hak_tc_fs(void)
+{
+	uintptr_t off;
+	__asm__("movq hak_tc@gottpoff(%%rip), %0" : "=r"(off));
+	return (struct hak_tcache __seg_fs *)off;
+}
 
 /* This thread's thread pointer: unique among live threads, what SuperSlab owners are named by. */
 static inline uintptr_t hak_self(void)
@@ -34,10 +46,10 @@ static inline uint32_t hak_cache_len(const struct hak_tcache *tc, unsigned cls)
 }
 
 /* ---- size classes (classes.c): two tables make the lookup O(1) for every small size */
-extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
-extern uint8_t hak_class_small[1024 / 16 + 1];	/* (n + 15) / 16 -> class, n <= 1024 */
-extern uint8_t hak_class_medium[HAK_MAX_SMALL / 256];	/* (n - 1) / 256 -> class, n > 1024 */
-extern uint8_t hak_class_pages[HAK_NUM_CLASSES];	/* pages a slab of the class spans */
+extern HAK_HIDDEN const uint32_t hak_class_size[HAK_NUM_CLASSES];
+extern HAK_HIDDEN uint8_t hak_class_small[1024 / 16 + 1];	/* (n + 15) / 16 -> class, n <= 1024 */
+extern HAK_HIDDEN uint8_t hak_class_medium[HAK_MAX_SMALL / 256];	/* (n - 1) / 256 -> class, n > 1024 */
+extern HAK_HIDDEN uint8_t hak_class_pages[HAK_NUM_CLASSES];	/* pages a slab of the class spans */
 void hak_classes_init(void);
 
 static inline unsigned hak_class_of(size_t n)
@@ -45,11 +57,19 @@ static inline unsigned hak_class_of(size_t n)
 	return n <= 1024 ? hak_class_small[(n + 15) >> 4] : hak_class_medium[(n - 1) >> 8];
 }
 
-/* ---- the SuperSlab map (superslab.c): one bit per 2 MiB of the 47-bit address space, set while
- * a SuperSlab lives there. It tells "our small block" from anything else with one load, no syscall
- * and no fault: the bitmap is zero-filled .bss the kernel maps on first touch. */
-#define HAK_SEGMAP_WORDS ((size_t)1 << (47 - HAK_SS_SHIFT - 6))
-extern _Atomic uint64_t hak_segmap[HAK_SEGMAP_WORDS];
+/* Lemire's divisibility test: n % d == 0 exactly when n * c < c (mod 2^64), c = ceil(2^64 / d), for
+ * n and d below 2^32. One entry per class and a last one of 0, which no offset passes: the class of
+ * page 0 and of free pages (HAK_NO_CLASS). */
+#define HAK_NO_CLASS HAK_NUM_CLASSES
+extern HAK_HIDDEN uint64_t hak_class_div[HAK_NUM_CLASSES + 1];
+
+/* ---- the SuperSlab map (superslab.c): one byte per 2 MiB of the 47-bit address space, non-zero while
+ * a SuperSlab lives there. It tells "our small block" from anything else with one compare, no syscall
+ * and no fault: zero-filled .bss (64 MiB of address space) the kernel maps on first touch, a 4 KiB
+ * page of it per 8 GiB of addresses in use. (A bitmap takes an eighth of the address space and four
+ * more instructions in every free.) */
+#define HAK_SEGMAP_SLOTS ((size_t)1 << (47 - HAK_SS_SHIFT))
+extern HAK_HIDDEN uint8_t hak_segmap[HAK_SEGMAP_SLOTS];
 
 static inline struct hak_superslab *hak_ss_of(const void *p)
 {
@@ -59,15 +79,66 @@ static inline struct hak_superslab *hak_ss_of(const void *p)
 static inline bool hak_is_small(const void *p)
 {
 	uintptr_t i = (uintptr_t)p >> HAK_SS_SHIFT;
-	if (unlikely(i >= HAK_SEGMAP_WORDS * 64))
+	if (unlikely(i >= HAK_SEGMAP_SLOTS))
 		return false;
-	return atomic_load_explicit(&hak_segmap[i >> 6], memory_order_relaxed) >> (i & 63) & 1;
+	return hak_segmap[i]; /* plain: a byte load is atomic here, and folds into the compare */
+}
+
+static inline unsigned hak_page_cls(const struct hak_superslab *ss, const void *p)
+{
+	return ss->page_cls[((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT];
 }
 
 static inline struct hak_slab *hak_slab_of(struct hak_superslab *ss, const void *p)
 {
 	unsigned page = ((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT;
 	return &ss->slabs[ss->page_slab[page]];
+}
+
+/* ---- heap misuse (misuse.c, DESIGN.md "Heap misuse"). Two random words drawn at start-up: the key a
+ * free block carries in its second word, and the secret its link is encoded with. */
+extern HAK_HIDDEN uint64_t hak_free_key, hak_link_secret;
+
+/* A link is stored rotated, XORed with the secret and with its own slot's address: overwritten whole
+ * without the secret it decodes to noise, and a partial overwrite of its low bytes (an off-by-one)
+ * lands in the top bits of the decoded pointer, which is then no user address at all (the next pop
+ * faults) rather than a block's neighbour. */
+#define HAK_LINK_ROTATE 16
+static inline struct hak_block *hak_link_get(const struct hak_block *slot)
+{
+	uintptr_t v = (slot->link >> HAK_LINK_ROTATE | slot->link << (64 - HAK_LINK_ROTATE)) ^
+		      hak_link_secret ^ (uintptr_t)slot;
+	return (struct hak_block *)v;
+}
+
+static inline uintptr_t hak_link_encode(const struct hak_block *slot, const struct hak_block *next)
+{
+	uintptr_t v = (uintptr_t)next ^ hak_link_secret ^ (uintptr_t)slot;
+	return v << HAK_LINK_ROTATE | v >> (64 - HAK_LINK_ROTATE);
+}
+
+static inline void hak_link_set(struct hak_block *slot, const struct hak_block *next)
+{
+	slot->link = hak_link_encode(slot, next);
+}
+
+void hak_misuse_init(void);
+bool hak_block_in_lists(struct hak_tcache *tc, struct hak_superslab *ss, unsigned cls, const struct hak_block *b);
+void hak_heap_error(enum hakmem_heap_error kind, const char *call, const void *p, size_t class_size);
+
+/* The slab of which `p` starts a block handed out at least once, or NULL. Also right for a SuperSlab
+ * another thread owns: a slab's geometry does not change while any of its blocks is out, and `carved`
+ * only grows meanwhile (a block passed to this thread was carved before it was passed). */
+static inline struct hak_slab *hak_block_slab(struct hak_superslab *ss, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - (uintptr_t)ss;
+	if (ss->page_cls[off >> HAK_PAGE_SHIFT] == HAK_NO_CLASS)
+		return NULL;
+	struct hak_slab *s = hak_slab_of(ss, p);
+	if (!s->npages || (const char *)p < s->start)
+		return NULL;
+	size_t in = (const char *)p - s->start;
+	return in % s->bsize == 0 && in / s->bsize < s->carved ? s : NULL;
 }
 
 /* ---- locks: a test-and-set spinlock that yields. Held only around rare, short global operations
@@ -121,7 +192,8 @@ void hak_ss_fork_child(void);
 
 /* ---- large.c: blocks above the largest class, each its own mapping */
 void *hak_large_alloc(size_t n, size_t align, bool *fresh);
-bool hak_large_owns(const void *p);
+enum hak_large_state { HAK_LARGE_LIVE, HAK_LARGE_FREED, HAK_LARGE_NOT_OURS };
+enum hak_large_state hak_large_state(const void *p);
 size_t hak_large_trim(void);
 void hak_large_free(void *p);
 size_t hak_large_usable(const void *p);
@@ -149,8 +221,9 @@ struct hak_options {
 	uint64_t ss_purge_delay_ns;	/* how long an LRU entry stays untouched before its pages are purged */
 	char stats_path[4096];		/* HAKMEM_STATS, empty when unset */
 	unsigned thp;			/* HAKMEM_THP=1: ask for transparent huge pages for SuperSlabs */
+	unsigned heap_errors_report;	/* HAKMEM_HEAP_ERRORS=report: report misuse and go on (default abort) */
 };
-extern struct hak_options hak_opt;
+extern HAK_HIDDEN struct hak_options hak_opt;
 void hak_options_init(void);
 
 /* ---- stats.c: counters, the flush probe, HAKMEM_STATS */

@@ -3,6 +3,10 @@
  * before the block that says where the mapping starts and how long it is. A few recently freed
  * mappings are kept in a small cache, so a program that frees and mallocs big buffers in a loop
  * (or grows one with realloc) does not make two syscalls per iteration.
+ *
+ * Misuse: a freed block's header says so (FREED_MAGIC) while its mapping is cached, and the last
+ * RECENT blocks whose mappings went back to the kernel are remembered, so that freeing either again
+ * is reported as a double free rather than read through an unmapped header.
  */
 #include <string.h>
 
@@ -10,6 +14,8 @@
 
 #define HEADER 64
 #define MAGIC 0x68616b6d656dULL /* "hakmem" */
+#define FREED_MAGIC 0x6672656564ULL /* "freed" */
+#define RECENT 64
 #define CACHE_SLOTS 8
 #define CACHE_MAX_BYTES ((size_t)64 << 20)	/* cached mappings hold at most this much in all */
 #define CACHE_MAX_ONE ((size_t)16 << 20)	/* bigger mappings always go back at once */
@@ -30,6 +36,8 @@ static hak_lock_t cache_lock = HAK_LOCK_INIT;
 static struct cached cache[CACHE_SLOTS];	/* oldest first */
 static unsigned cache_len;
 static size_t cache_bytes;
+static uintptr_t recent[RECENT];	/* blocks whose mappings were unmapped, a ring; under cache_lock */
+static unsigned recent_next;
 
 static struct large_header *header_of(const void *p)
 {
@@ -59,8 +67,23 @@ static char *cache_take(size_t bytes, size_t *got)
 
 static void unmap(char *base, size_t bytes)
 {
+	/* The block starts HEADER bytes in for the usual alignment; an aligned one elsewhere, and a
+	 * double free of that goes unremembered (its header is gone: a fault, never a reuse). */
+	hak_lock(&cache_lock);
+	recent[recent_next++ % RECENT] = (uintptr_t)base + HEADER;
+	hak_unlock(&cache_lock);
 	hak_stats_large_event(HAKMEM_LARGE_UNMAP, base, bytes);
 	hak_os_unmap(base, bytes);
+}
+
+/* The kernel hands unmapped addresses out again: a new block there is live. */
+static void forget_unmapped(const void *p)
+{
+	hak_lock(&cache_lock);
+	for (unsigned i = 0; i < RECENT; i++)
+		if (recent[i] == (uintptr_t)p)
+			recent[i] = 0;
+	hak_unlock(&cache_lock);
 }
 
 void *hak_large_alloc(size_t n, size_t align, bool *fresh)
@@ -85,12 +108,33 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 	h->map_base = base;
 	h->map_bytes = got;
 	h->magic = MAGIC ^ (uintptr_t)p;
+	forget_unmapped(p);
 	return p;
 }
 
-bool hak_large_owns(const void *p)
+static bool recently_unmapped(const void *p)
 {
-	return ((uintptr_t)p & (HEADER - 1)) == 0 && header_of(p)->magic == (MAGIC ^ (uintptr_t)p);
+	bool found = false;
+	hak_lock(&cache_lock);
+	for (unsigned i = 0; i < RECENT && !found; i++)
+		found = recent[i] == (uintptr_t)p;
+	hak_unlock(&cache_lock);
+	return found;
+}
+
+/* A pointer that is no small block: a large block, one freed before, or not ours. (Reads the 64 bytes
+ * before `p`, as glibc reads a chunk's header: a pointer to the very start of a foreign mapping
+ * faults there.) */
+enum hak_large_state hak_large_state(const void *p)
+{
+	if ((uintptr_t)p & (HEADER - 1))
+		return HAK_LARGE_NOT_OURS;
+	if (recently_unmapped(p))
+		return HAK_LARGE_FREED;
+	uint64_t magic = header_of(p)->magic;
+	if (magic == (MAGIC ^ (uintptr_t)p))
+		return HAK_LARGE_LIVE;
+	return magic == (FREED_MAGIC ^ (uintptr_t)p) ? HAK_LARGE_FREED : HAK_LARGE_NOT_OURS;
 }
 
 size_t hak_large_usable(const void *p)
@@ -104,7 +148,7 @@ void hak_large_free(void *p)
 	struct large_header *h = header_of(p);
 	char *base = h->map_base;
 	size_t bytes = h->map_bytes;
-	h->magic = 0;
+	h->magic = FREED_MAGIC ^ (uintptr_t)p;
 	hak_tc.counters.bytes[HAKMEM_B_LARGE_FREE] += bytes;
 	char *evict = NULL;
 	size_t evict_bytes = 0;

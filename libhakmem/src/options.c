@@ -62,6 +62,10 @@ void hak_options_init(void)
 	v = env("HAKMEM_THP");
 	if (v && parse_count(v, 1, &hak_opt.thp))
 		warn("HAKMEM_THP", v, "expected 0 or 1; using 0");
+	v = env("HAKMEM_HEAP_ERRORS");
+	if (v && strcmp(v, "abort") && strcmp(v, "report"))
+		warn("HAKMEM_HEAP_ERRORS", v, "expected abort or report; using abort");
+	hak_opt.heap_errors_report = v && !strcmp(v, "report");
 	v = env("HAKMEM_STATS");
 	if (v && *v) {
 		if (strlen(v) >= sizeof hak_opt.stats_path)

@@ -36,6 +36,22 @@ static void list_remove(struct hak_heap *h, struct hak_slab *s)
 	s->list = HAK_LIST_NONE;
 }
 
+/* A decoded link of the slab's lists: NULL or a block of the slab handed out before. */
+static bool link_ok(const struct hak_slab *s, const struct hak_block *next)
+{
+	if (!next)
+		return true;
+	size_t in = (const char *)next - s->start;
+	return (const char *)next >= s->start && in % s->bsize == 0 && in / s->bsize < s->carved;
+}
+
+/* A link that does not decode to a block of its slab: overwritten (a heap overflow, a write after
+ * free). Reported; the rest of the list stays where it is, never to be handed out. */
+static void corrupt_link(const struct hak_slab *s, const struct hak_block *b)
+{
+	hak_heap_error(HAKMEM_HEAP_CORRUPT_FREE_LIST, "malloc", b, s->bsize);
+}
+
 /* The remote list, taken whole with one exchange; returns how many blocks came back. */
 static unsigned drain_remote(struct hak_slab *s)
 {
@@ -45,12 +61,16 @@ static unsigned drain_remote(struct hak_slab *s)
 	if (!b)
 		return 0;
 	unsigned n = 1;
-	struct hak_block *last = b;
-	while (last->next) {
-		last = last->next;
+	struct hak_block *last = b, *next;
+	while ((next = hak_link_get(last))) {
+		if (!link_ok(s, next)) {
+			corrupt_link(s, last);
+			break;
+		}
+		last = next;
 		n++;
 	}
-	last->next = s->free;
+	hak_link_set(last, s->free);
 	s->free = b;
 	s->used -= n;
 	hak_tc.counters.bytes[HAKMEM_B_REMOTE_DRAINED] += (uint64_t)n * s->bsize;
@@ -72,9 +92,13 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 		*stage = *stage > HAKMEM_STAGE_LOCAL ? *stage : HAKMEM_STAGE_LOCAL;
 	struct hak_block *head = tc->head[cls];
 	while (n < want && s->free) {
-		struct hak_block *b = s->free;
-		s->free = b->next;
-		b->next = head;
+		struct hak_block *b = s->free, *next = hak_link_get(b);
+		if (!link_ok(s, next)) {
+			corrupt_link(s, b);
+			next = NULL;
+		}
+		s->free = next;
+		hak_link_set(b, head);
 		head = b;
 		n++;
 	}
@@ -84,7 +108,8 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 		uint32_t from = s->carved;
 		while (n < want && s->carved < s->capacity) {
 			struct hak_block *b = (struct hak_block *)(s->start + (size_t)s->carved++ * s->bsize);
-			b->next = head;
+			hak_link_set(b, head);
+			b->key = hak_free_key; /* free in the cache: freeing it now is a double free */
 			head = b;
 			n++;
 		}
@@ -98,15 +123,18 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 	return n;
 }
 
+/* A slab's first block is at the first offset in its pages that is a multiple of the block size, so
+ * that free() can tell a block's start from its offset in the SuperSlab alone (types.h). That costs a
+ * slab at most one block of its capacity. */
 static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, unsigned cls)
 {
 	struct hak_slab *s = &ss->slabs[first];
 	memset(s, 0, sizeof *s);
-	char *base = (char *)ss + (size_t)first * HAK_PAGE_SIZE;
-	char *start = first == 0 ? (char *)ss + HAK_SS_HEADER : base;
-	s->start = start;
-	s->bsize = hak_class_size[cls];
-	s->capacity = (base + pages * HAK_PAGE_SIZE - start) / s->bsize;
+	size_t bsize = hak_class_size[cls], from = (size_t)first * HAK_PAGE_SIZE, to = from + pages * HAK_PAGE_SIZE;
+	size_t start = (from + bsize - 1) / bsize * bsize;
+	s->start = (char *)ss + start;
+	s->bsize = bsize;
+	s->capacity = (to - start) / bsize;
 	s->cls = cls;
 	s->npages = pages;
 	for (unsigned p = first; p < first + pages; p++) {
@@ -116,11 +144,11 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, 
 	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
 	ss->free_pages &= ~mask;
 	ss->used_pages += pages;
-	hak_tc.counters.bytes[HAKMEM_B_SLAB_IN] += base + pages * HAK_PAGE_SIZE - start;
+	hak_tc.counters.bytes[HAKMEM_B_SLAB_IN] += to - from;
 }
 
-/* A run of `pages` free pages in the SuperSlab; page 0 only for one-page slabs (its first 4 KiB
- * hold the header); multi-page runs aligned to their size keep big blocks well aligned. */
+/* A run of `pages` free pages in the SuperSlab (page 0, the header, is never free); multi-page runs
+ * aligned to their size keep big blocks well aligned. */
 static int find_pages(struct hak_superslab *ss, unsigned pages)
 {
 	if (pages == 1) {
@@ -141,10 +169,10 @@ void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_s
 	if (h->current[s->cls] == s)
 		h->current[s->cls] = NULL;
 	unsigned first = s - ss->slabs, pages = s->npages;
-	char *end = (char *)ss + (size_t)(first + pages) * HAK_PAGE_SIZE;
-	hak_tc.counters.bytes[HAKMEM_B_SLAB_OUT] += end - s->start;
+	hak_tc.counters.bytes[HAKMEM_B_SLAB_OUT] += (uint64_t)pages * HAK_PAGE_SIZE;
 	hak_tc.counters.bytes[HAKMEM_B_SLAB_OUT_CARVED] += (uint64_t)s->carved * s->bsize;
 	s->npages = 0;
+	memset(&ss->page_cls[first], HAK_NO_CLASS, pages); /* free() of a block of it: invalid pointer */
 	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
 	ss->free_pages |= mask;
 	ss->used_pages -= pages;
@@ -164,7 +192,7 @@ void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_s
  * a slab boundary does not release and re-create it over and over. */
 void hak_slab_put_local(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s, struct hak_block *b)
 {
-	b->next = s->free;
+	hak_link_set(b, s->free);
 	s->free = b;
 	s->used--;
 	if (s->list == HAK_LIST_FULL) {

@@ -211,6 +211,7 @@ static const char *const route_names[] = {HAKMEM_ROUTE_NAMES};
 static const char *const os_names[] = {HAKMEM_OS_CALL_NAMES};
 static const char *const ss_names[] = {HAKMEM_SS_EVENT_NAMES};
 static const char *const large_names[] = {HAKMEM_LARGE_EVENT_NAMES};
+static const char *const heap_error_names[] = {HAKMEM_HEAP_ERROR_NAMES};
 static const char *const layer_names[] = {HAKMEM_LAYER_NAMES};
 
 static void put_i64(int64_t v)
@@ -236,7 +237,8 @@ static void put_named(const char *const *names, unsigned n, const int64_t *v)
 static void put_named_u64(const char *const *names, unsigned n, const __u64 *v)
 {
 	int64_t s[8];
-	_Static_assert(HAKMEM_NUM_SS_EVENTS <= 8 && HAKMEM_NUM_STAGES <= 8 && HAKMEM_NUM_LARGE_EVENTS <= 8, "s[]");
+	_Static_assert(HAKMEM_NUM_SS_EVENTS <= 8 && HAKMEM_NUM_STAGES <= 8 && HAKMEM_NUM_LARGE_EVENTS <= 8 &&
+			       HAKMEM_NUM_HEAP_ERRORS <= 8, "s[]");
 	for (unsigned i = 0; i < n; i++)
 		s[i] = (int64_t)v[i];
 	put_named(names, n, s);
@@ -270,7 +272,7 @@ static void render(int pid)
 	const struct hakmem_counters *t = &hakmem_totals.counters;
 	int first;
 	out_len = 0;
-	put("{\"schema\": \"hakmem-stats/2\", \"pid\": ");
+	put("{\"schema\": \"hakmem-stats/3\", \"pid\": ");
 	put_u64(pid);
 	put(", \"version\": \"" HAKMEM_VERSION "\",\n \"allocs\": ");
 	put_by_class(allocs_of, t, true);
@@ -300,6 +302,8 @@ static void render(int pid)
 	put_named_u64(ss_names, HAKMEM_NUM_SS_EVENTS, t->ss_events);
 	put(",\n \"large_events\": ");
 	put_named_u64(large_names, HAKMEM_NUM_LARGE_EVENTS, t->large_events);
+	put(",\n \"heap_errors\": ");
+	put_named_u64(heap_error_names, HAKMEM_NUM_HEAP_ERRORS, t->heap_errors);
 	put(",\n \"syscalls\": {");
 	first = 1;
 	for (unsigned i = 0; i < HAKMEM_NUM_OS_CALLS; i++) {

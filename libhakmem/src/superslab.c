@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-_Atomic uint64_t hak_segmap[HAK_SEGMAP_WORDS];
+uint8_t hak_segmap[HAK_SEGMAP_SLOTS];
 
 static hak_lock_t lru_lock = HAK_LOCK_INIT;
 static struct hak_superslab *lru_head, *lru_tail;
@@ -30,12 +30,7 @@ static char *fresh_next, *fresh_end;
 
 static void segmap_set(struct hak_superslab *ss, bool on)
 {
-	uintptr_t i = (uintptr_t)ss >> HAK_SS_SHIFT;
-	uint64_t bit = (uint64_t)1 << (i & 63);
-	if (on)
-		atomic_fetch_or(&hak_segmap[i >> 6], bit);
-	else
-		atomic_fetch_and(&hak_segmap[i >> 6], ~bit);
+	__atomic_store_n(&hak_segmap[(uintptr_t)ss >> HAK_SS_SHIFT], on, __ATOMIC_RELAXED);
 }
 
 /* Mark [from, to) of the SuperSlab as written, counting each 4 KiB page the first time: the
@@ -65,15 +60,16 @@ static void ss_untouch(struct hak_superslab *ss, unsigned first)
 	hak_tc.counters.bytes[HAKMEM_B_TOUCHED_OUT] += n << HAK_SUBPAGE_SHIFT;
 }
 
-/* Fresh or recycled, a SuperSlab starts with every page but the header's free; which of its pages
- * were ever written survives (they are still resident). */
+/* Fresh or recycled, a SuperSlab starts with every page but the header's free and no class in any;
+ * which of its pages were ever written survives (they are still resident). */
 static void ss_reset(struct hak_superslab *ss)
 {
 	uint16_t touched[HAK_SS_PAGES];
 	memcpy(touched, ss->touched, sizeof touched);
 	memset(ss, 0, sizeof *ss);
 	memcpy(ss->touched, touched, sizeof touched);
-	ss->free_pages = ~0u;
+	ss->free_pages = ~1u;
+	memset(ss->page_cls, HAK_NO_CLASS, sizeof ss->page_cls);
 	hak_ss_touch(ss, (char *)ss, (char *)ss + sizeof *ss);
 }
 

@@ -94,18 +94,27 @@ static void registry_remove(struct hak_heap *h)
  * slabs (they were counted as freed when they entered the cache). */
 void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 {
-	struct hak_block **link = &tc->head[cls];
-	for (unsigned i = 0; i < keep && *link; i++)
-		link = &(*link)->next;
-	struct hak_block *b = *link;
-	*link = NULL;
+	struct hak_block *b = tc->head[cls], *last = NULL;
+	for (unsigned i = 0; i < keep && b; i++) {
+		last = b;
+		b = hak_link_get(b);
+	}
+	if (last)
+		hak_link_set(last, NULL);
+	else
+		tc->head[cls] = NULL;
 	if (hak_cache_len(tc, cls) > keep)
 		tc->room[cls] = tc->limit[cls] - keep;
 	uint64_t returned = 0;
 	while (b) {
-		struct hak_block *next = b->next;
 		struct hak_superslab *ss = hak_ss_of(b);
-		hak_slab_put_local(tc->heap, ss, hak_slab_of(ss, b), b);
+		struct hak_slab *s = hak_is_small(b) ? hak_block_slab(ss, b) : NULL;
+		if (!s) { /* a link overwritten in the cache: what follows it is lost, never handed out */
+			hak_heap_error(HAKMEM_HEAP_CORRUPT_FREE_LIST, "free", b, hak_class_size[cls]);
+			break;
+		}
+		struct hak_block *next = hak_link_get(b);
+		hak_slab_put_local(tc->heap, ss, s, b);
 		returned++;
 		b = next;
 	}

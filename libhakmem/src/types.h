@@ -3,10 +3,15 @@
  *
  * Memory comes in SuperSlabs: 2 MiB regions aligned to 2 MiB, so the SuperSlab of any small block is
  * its address with the low 21 bits cleared. A SuperSlab is cut into 32 pages of 64 KiB; a slab is a
- * run of 1..31 pages serving one size class. The first 4 KiB of page 0 hold the SuperSlab header
- * (this struct, with the metadata of every slab), so page 0 can only be a one-page slab whose blocks
- * start at 4 KiB. A SuperSlab belongs to one thread (its heap) or to nobody (abandoned by a thread
- * that exited, waiting for another to adopt it), or sits empty in the LRU.
+ * run of 1..31 pages serving one size class. Page 0 is the SuperSlab header (this struct, with the
+ * metadata of every slab, in its first 4 KiB) and holds no blocks. Every block's offset in its
+ * SuperSlab is a multiple of its size (a slab's first block is the first such offset in its pages),
+ * so free() checks that a pointer starts a block with one multiply (DESIGN.md, "Heap misuse"). A
+ * SuperSlab belongs to one thread (its heap) or to nobody (abandoned by a thread that exited, waiting
+ * for another to adopt it), or sits empty in the LRU.
+ *
+ * A free block's first word is the link to the next free block, encoded (hak_link_*); its second is
+ * hak_free_key, which a block loses when it is handed out: so a block freed twice is recognised.
  */
 #ifndef HAKMEM_TYPES_H
 #define HAKMEM_TYPES_H
@@ -22,7 +27,7 @@
 #define HAK_PAGE_SHIFT 16
 #define HAK_PAGE_SIZE ((size_t)1 << HAK_PAGE_SHIFT)
 #define HAK_SS_PAGES 32
-#define HAK_SS_HEADER 4096 /* bytes of page 0 taken by struct superslab */
+#define HAK_SS_HEADER HAK_PAGE_SIZE /* page 0: struct superslab in its first 4 KiB, no blocks */
 #define HAK_SUBPAGE_SHIFT 12 /* the kernel's pages: what the resident estimate counts in */
 _Static_assert(HAK_SS_SIZE == HAKMEM_SUPERSLAB_BYTES && HAK_SS_HEADER == HAKMEM_SUPERSLAB_HEADER_BYTES,
 	       "probes/hakmem_counters.h states the SuperSlab geometry the memory layers are computed with");
@@ -31,7 +36,8 @@ _Static_assert(HAK_PAGE_SIZE >> HAK_SUBPAGE_SHIFT == 16, "touched[] keeps 16 ker
 #define HAK_MAX_SMALL HAKMEM_MAX_CLASS_SIZE
 
 struct hak_block {
-	struct hak_block *next;
+	uintptr_t link;		/* the next free block, encoded: hak_link_get/hak_link_set */
+	uint64_t key;		/* hak_free_key while free, 0 from when it is handed out */
 };
 
 struct hak_heap;
@@ -63,8 +69,8 @@ struct hak_superslab {
 	/* The owner's heap, for other threads to flag remote frees on. Heaps live in a pool that is never
 	 * unmapped, so a flag raised on the heap of a thread that just exited is harmless. */
 	_Atomic(struct hak_heap *) heap;
-	/* page index -> size class of the slab covering it: next to `owner`, so free()'s fast path reads
-	 * one cache line of the header. */
+	/* page index -> size class of the slab covering it, HAK_NO_CLASS for page 0 and free pages: next
+	 * to `owner`, so free()'s fast path reads one cache line of the header. */
 	uint8_t page_cls[HAK_SS_PAGES];
 	uint32_t free_pages;			/* bit i set: page i belongs to no slab */
 	uint32_t used_pages;			/* pages in slabs; 0 means the SuperSlab is empty */
@@ -75,7 +81,7 @@ struct hak_superslab {
 	uint16_t touched[HAK_SS_PAGES];		/* bit i of page p: its i-th 4 KiB was written and not purged since */
 	struct hak_slab slabs[HAK_SS_PAGES];	/* indexed by a slab's first page */
 };
-_Static_assert(sizeof(struct hak_superslab) <= HAK_SS_HEADER, "SuperSlab header outgrew its 4 KiB");
+_Static_assert(sizeof(struct hak_superslab) <= 4096, "SuperSlab header outgrew its 4 KiB");
 
 struct hak_slab_list {
 	struct hak_slab *head;

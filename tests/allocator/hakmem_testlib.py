@@ -30,8 +30,10 @@ ROUTES = [x.strip().strip('"') for x in _header_list("HAKMEM_ROUTE_NAMES").split
 OS_CALLS = [x.strip().strip('"') for x in _header_list("HAKMEM_OS_CALL_NAMES").split(",")]
 SS_EVENTS = [x.strip().strip('"') for x in _header_list("HAKMEM_SS_EVENT_NAMES").split(",")]
 LARGE_EVENTS = [x.strip().strip('"') for x in _header_list("HAKMEM_LARGE_EVENT_NAMES").split(",")]
+HEAP_ERRORS = [x.strip().strip('"') for x in _header_list("HAKMEM_HEAP_ERROR_NAMES").split(",")]
 LAYERS = [x.strip().strip('"') for x in _header_list("HAKMEM_LAYER_NAMES").split(",")]
 MAX_CLASS = CLASS_SIZES[-1]
+SUPERSLAB_HEADER_BYTES = int(_header_list("HAKMEM_SUPERSLAB_HEADER_BYTES"))
 
 
 def class_of(size):
@@ -156,13 +158,13 @@ def _is_count(v):
 def check_stats_schema(s, pid=None):
     """Every rule of libhakmem/STATS.md that can be checked on one file. Returns s."""
     assert isinstance(s, dict), f"stats is not a JSON object: {s!r}"
-    assert s.get("schema") == "hakmem-stats/2", f"schema key: {s.get('schema')!r}"
+    assert s.get("schema") == "hakmem-stats/3", f"schema key: {s.get('schema')!r}"
     assert isinstance(s.get("pid"), int) and s["pid"] > 0, f"pid: {s.get('pid')!r}"
     if pid is not None:
         assert s["pid"] == pid, f"stats pid {s['pid']} != process pid {pid}"
     assert isinstance(s.get("version"), str) and s["version"], f"version: {s.get('version')!r}"
     for key in ("allocs", "frees", "refills", "refill_objects", "superslab_events",
-                "large_events", "syscalls", "bytes", "live_bytes", "superslabs", "memory"):
+                "large_events", "heap_errors", "syscalls", "bytes", "live_bytes", "superslabs", "memory"):
         assert isinstance(s.get(key), dict), f"{key!r} missing or not an object: {s.get(key)!r}"
     class_keys = {str(c) for c in CLASS_SIZES}
 
@@ -194,7 +196,8 @@ def check_stats_schema(s, pid=None):
         f"superslab_events keys {sorted(s['superslab_events'])} != {sorted(SS_EVENTS)}"
     assert set(s["large_events"]) == set(LARGE_EVENTS), \
         f"large_events keys {sorted(s['large_events'])}"
-    for grp in ("superslab_events", "large_events"):
+    assert set(s["heap_errors"]) == set(HEAP_ERRORS), f"heap_errors keys {sorted(s['heap_errors'])}"
+    for grp in ("superslab_events", "large_events", "heap_errors"):
         for k, v in s[grp].items():
             assert _is_count(v), f"{grp}[{k!r}] = {v!r}"
     assert set(s["syscalls"]) == set(OS_CALLS), f"syscalls keys {sorted(s['syscalls'])} != {OS_CALLS}"

@@ -7,7 +7,7 @@ for itself is the same in both, so the difference is exactly one unit."""
 
 import subprocess
 
-from hakmem_testlib import check_stats_schema, load_stats
+from hakmem_testlib import SUPERSLAB_HEADER_BYTES, check_stats_schema, load_stats
 from live_set import LIVE_PER_UNIT, REQUESTED_PER_UNIT
 
 SUPERSLAB_HINT = 0x200000000000  # libhakmem/src/os.c maps SuperSlabs from here up
@@ -83,7 +83,7 @@ def test_resident_estimate_agrees_with_smaps(hak, prog, tmp_path):
     assert proc.returncode == 0
     s = check_stats_schema(load_stats(path))
     layers = s["memory"]["layers"]
-    outside = layers["large_cache"] + s["live_bytes"]["large"] + layers["metadata"] - 4096 * s["superslabs"]["live"]
+    outside = layers["large_cache"] + s["live_bytes"]["large"] + layers["metadata"] - SUPERSLAB_HEADER_BYTES * s["superslabs"]["live"]
     estimate = s["memory"]["resident_estimate"] - outside
     assert kernel > 8 << 20, f"the set should make the SuperSlabs hold > 8 MiB, smaps says {kernel}"
     print(f"resident estimate {estimate}, smaps {kernel}")

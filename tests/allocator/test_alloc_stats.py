@@ -1,5 +1,5 @@
 """HAKMEM_STATS (libhakmem/STATS.md): the file is valid JSON with every
-fixed-name key (schema hakmem-stats/2), its numbers agree with what the program did, %p expands to the pid,
+fixed-name key (schema hakmem-stats/3), its numbers agree with what the program did, %p expands to the pid,
 HAKMEM_SS_LRU_SIZE=0 disables the SuperSlab LRU, HAKMEM_THP=1 adds one madvise per SuperSlab mapping, and
 the syscall counts cover the mapping events.
 
