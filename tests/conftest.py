@@ -32,6 +32,13 @@ def libhakmem():
 
 
 @pytest.fixture(scope="session")
+def libhakmem_debug():
+    """Path of the debug build (libhakmem-debug.so), built."""
+    subprocess.run(["make", "-s", "-C", str(ROOT / "libhakmem"), "debug"], check=True)
+    return LIBHAKMEM.with_name("libhakmem-debug.so")
+
+
+@pytest.fixture(scope="session")
 def c_program():
     """build_c(source, *flags) -> path of the compiled program."""
     return build_c

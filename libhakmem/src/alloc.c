@@ -38,6 +38,7 @@ static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 {
 	struct hak_block *b = tc->head[cls];
 	if (likely(b)) {
+		hak_debug(hak_check_cached_block(b, cls));
 		tc->head[cls] = hak_link_get(b);
 		b->key = 0; /* no longer free: a free() of it is no double free */
 		tc->room[cls]++;
@@ -96,6 +97,7 @@ void *hak_malloc(size_t n)
 		return alloc_large(n, 0, false);
 	struct hak_block *b = tc->head[cls];
 	if (likely(b)) {
+		hak_debug(hak_check_cached_block(b, cls));
 		tc->head[cls] = hak_link_get(b);
 		b->key = 0; /* no longer free: a free() of it is no double free */
 		tc->room[cls]++;
@@ -153,8 +155,12 @@ void *hak_realloc(void *p, size_t n)
 		return NULL;
 	}
 	size_t old = hak_usable_size(p);
-	if (!old) /* not ours: nothing to keep */
+	if (!old || (hak_is_small(p) && ((struct hak_block *)p)->key == hak_free_key)) {
+		/* not a live block of ours (freed, interior, foreign): reported; reporting only, nothing of
+		 * it is kept */
+		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "realloc", p, 0);
 		return hak_malloc(n);
+	}
 	/* Shrinking by less than half, or growing within the block: keep it. */
 	if (n <= old && (n >= old / 2 || old <= 64))
 		return p;

@@ -174,6 +174,7 @@ void hak_free(void *p)
 			free_local(b);
 			return;
 		}
+		hak_check(hak_block_slab(ss, b)); /* carved: what the fast path does not check */
 		hak_link_set(b, tc->head[cls]);
 		b->key = key;
 		tc->head[cls] = b;

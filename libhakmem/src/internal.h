@@ -141,6 +141,22 @@ static inline struct hak_slab *hak_block_slab(struct hak_superslab *ss, const vo
 	return in % s->bsize == 0 && in / s->bsize < s->carved ? s : NULL;
 }
 
+/* ---- the debug build (`make debug`, HAKMEM_DEBUG): internal invariants checked as the allocator runs
+ * (debug.c), as mimalloc's debug builds do. In the release build HAK_DEBUG is 0 and every check
+ * compiles away; both builds compile every line of them. */
+#ifdef HAKMEM_DEBUG
+#define HAK_DEBUG 1
+#else
+#define HAK_DEBUG 0
+#endif
+#define hak_check(cond) ((void)(!HAK_DEBUG || (cond) || (hak_check_failed(#cond, __FILE__, __LINE__), 0)))
+#define hak_debug(walk) do { if (HAK_DEBUG) walk; } while (0) /* one of the walks below */
+__attribute__((noreturn)) void hak_check_failed(const char *what, const char *file, int line);
+void hak_check_cached_block(const struct hak_block *b, unsigned cls);
+void hak_check_slab(const struct hak_superslab *ss, const struct hak_slab *s);
+void hak_check_cache(const struct hak_tcache *tc, unsigned cls);
+void hak_check_totals(const struct hakmem_counters *t);
+
 /* ---- locks: a test-and-set spinlock that yields. Held only around rare, short global operations
  * (LRU, abandoned list, registry, totals, large cache); re-initialised by zeroing in a forked child. */
 typedef struct {

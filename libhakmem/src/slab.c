@@ -165,6 +165,8 @@ static int find_pages(struct hak_superslab *ss, unsigned pages)
 /* Give an empty slab's pages back to its SuperSlab; an empty SuperSlab leaves the heap. */
 void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s)
 {
+	hak_check(s->used == 0);
+	hak_debug(hak_check_slab(ss, s));
 	list_remove(h, s);
 	if (h->current[s->cls] == s)
 		h->current[s->cls] = NULL;
@@ -192,6 +194,7 @@ void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_s
  * a slab boundary does not release and re-create it over and over. */
 void hak_slab_put_local(struct hak_heap *h, struct hak_superslab *ss, struct hak_slab *s, struct hak_block *b)
 {
+	hak_check(s->used > 0 && hak_block_slab(ss, b) == s);
 	hak_link_set(b, s->free);
 	s->free = b;
 	s->used--;
@@ -325,6 +328,8 @@ unsigned hak_refill(struct hak_tcache *tc, unsigned cls)
 			return 0;
 		n = take(tc, cls, s, want, &stage);
 	}
+	hak_debug(hak_check_slab(hak_ss_of(s->start), s));
+	hak_debug(hak_check_cache(tc, cls));
 	tc->counters.refills[cls][stage]++;
 	tc->counters.refill_objects[cls] += n;
 	if (HAK_PROBE_ENABLED(REFILL))

@@ -58,6 +58,7 @@ static void add_and_fire_locked(struct hakmem_counters *delta)
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	add_counters(&hakmem_totals.counters, delta);
 	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELEASE);
+	hak_debug(hak_check_totals(&hakmem_totals.counters));
 	if (HAK_PROBE_ENABLED(FLUSH))
 		fire_flush(delta);
 }

@@ -8,15 +8,20 @@ import pytest
 from hakmem_testlib import PROGRAMS, Hak
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=["release", "debug"])
 def hak(request):
-    """Runner: hak.run(argv, preload=True, stats=None, env=None, timeout=60, check=True).
+    """Runner: hak.run(argv, preload=True, stats=None, env=None, timeout=60, check=True). Every test
+    runs twice: with libhakmem, and with its debug build, which checks its invariants as it goes
+    (`make -C libhakmem debug`).
 
     HAKMEM_TEST_LIB=/path/lib.so runs the suite against another allocator instead of the freshly built
     libhakmem (to check the tests themselves, e.g. against mimalloc; the HAKMEM_STATS and
     HAKMEM_SS_LRU_SIZE tests then fail, as they should)."""
     other = os.environ.get("HAKMEM_TEST_LIB")
-    lib = Path(other) if other else request.getfixturevalue("libhakmem")
+    if other and request.param == "debug":
+        pytest.skip("HAKMEM_TEST_LIB: that library alone")
+    lib = Path(other) if other else request.getfixturevalue(
+        "libhakmem" if request.param == "release" else "libhakmem_debug")
     assert lib.exists(), f"{lib} does not exist"
     return Hak(lib)
 

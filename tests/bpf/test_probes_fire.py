@@ -26,7 +26,8 @@ int hit(struct pt_regs *ctx) {
 def test_every_probe_fires(libhakmem, programs):
     probes = [p for p in read_probes(libhakmem) if p.provider == "hakmem"]
     assert {p.name for p in probes} == {"init", "flush", "refill", "ss_map", "ss_unmap", "ss_lru_put",
-                                        "ss_lru_hit", "ss_lru_evict", "ss_madvise", "large_map", "large_unmap"}
+                                        "ss_lru_hit", "ss_lru_evict", "ss_madvise", "large_map", "large_unmap",
+                                        "heap_error"}
     loaded, fds = [], []
     try:
         for i, p in enumerate(probes):
@@ -38,7 +39,7 @@ def test_every_probe_fires(libhakmem, programs):
             assert fd >= 0, f"attaching {p.name}: {os.strerror(ct.get_errno())}"
             loaded.append((p.name, b))
             fds.append(fd)
-        env = dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_SS_LRU_SIZE="2")
+        env = dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_SS_LRU_SIZE="2", HAKMEM_HEAP_ERRORS="report")
         subprocess.run([programs["all_events"]], env=env, check=True, timeout=60)
         fired = {name: b[b"hits"][ct.c_int(0)].value for name, b in loaded}
     finally:

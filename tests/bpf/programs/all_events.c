@@ -2,7 +2,8 @@
  * Makes libhakmem fire every probe at least once (run it with HAKMEM_SS_LRU_SIZE=2): 4 SuperSlabs of
  * 1000-byte blocks allocated and freed (map, refill, lru_put, lru_evict, unmap), a pause longer than
  * the LRU's purge delay, one SuperSlab's worth again (lru_hit; freeing it purges the entry left idle:
- * madvise), a large block (large map, unmap), and a thread whose exit flushes its counters.
+ * madvise), a large block (large map, unmap), a thread whose exit flushes its counters, and a double
+ * free (heap_error; run it with HAKMEM_HEAP_ERRORS=report too).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -38,5 +39,8 @@ int main(void)
 	pthread_t t;
 	pthread_create(&t, NULL, thread, NULL);
 	pthread_join(t, NULL);
+	char *twice = malloc(32); /* heap_error: run with HAKMEM_HEAP_ERRORS=report, it goes on */
+	free(twice);
+	free(twice);
 	return 0;
 }
