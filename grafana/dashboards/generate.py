@@ -123,6 +123,12 @@ def panels(sel: str, by: str):
         ts("SuperSlab events per second", "Maps, unmaps, LRU traffic and purges. Unmaps close to maps with few "
            "LRU hits is thrash (alert HakmemSuperSlabThrash).", "ops",
            [query(f"sum by (event) (rate({m.SUPERSLAB_EVENTS}_total{{{sel}}}[$__rate_interval]))", "{{event}}")]),
+        ts("Heap misuse detected", "Double frees, frees of pointers that are no block, overwritten free lists, "
+           "as libhakmem detected them (each also a line on the process's stderr; by default the process "
+           "aborted). Anything above 0 is a bug in the program: alert HakmemHeapErrors.", "short",
+           [query(f"sum by ({by}, kind) (increase({m.HEAP_ERRORS}_total{{{sel}}}[$__rate_interval]))",
+                  "{{kind}} {{" + by + "}}")],
+           limits=(OK, (1, "red"))),
         db.Row("Kernel"),
         ts("Memory syscalls per second", "mmap, munmap, madvise, mremap, brk and mincore made by the watched "
            "processes (all of their calls, not only the allocator's).", "ops",

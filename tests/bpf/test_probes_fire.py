@@ -60,7 +60,8 @@ def test_a_probe_without_its_semaphore_never_fires(libhakmem, programs):
                         flush.offset, -1, 0)
     try:
         assert fd >= 0
-        subprocess.run([programs["all_events"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem)), check=True, timeout=60)
+        subprocess.run([programs["all_events"]], env=dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_HEAP_ERRORS="report"),
+                       check=True, timeout=60)
         assert b[b"hits"][ct.c_int(0)].value == 0
     finally:
         _close_perf_event(fd)

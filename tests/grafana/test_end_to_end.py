@@ -1,10 +1,14 @@
 """End to end with real parts: Prometheus scraping hakwatch watching processes under libhakmem, the
 project's rules loaded. Every dashboard panel's query returns data; the churn alert fires for the
 process that churns, not for the one that does not, and clears when the churn stops; each memory
-alert fires for the workload of its shape and for no other."""
+alert fires for the workload of its shape and for no other; the heap-misuse alert fires for a process
+that aborted on a double free and for one that reported an invalid free and went on, not for a clean one."""
 
 import json
+import os
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 from hakwatch_helpers import wait_for
@@ -72,3 +76,24 @@ def test_each_memory_alert_fires_for_its_workload_only(stack):
     live = prom.query(f'hakmem:live_bytes{{pid="{shapes["swiss"].pid}"}}')
     held = prom.query(f'hakmem:held_free_bytes{{pid="{shapes["swiss"].pid}"}}')
     assert float(held[0]["value"][1]) > 10 * float(live[0]["value"][1])
+
+
+def test_heap_error_alert_fires_for_the_misusing_processes_only(stack, c_program, libhakmem):
+    prom = stack["prometheus"]
+    misuse = c_program(Path(__file__).resolve().parents[1] / "allocator" / "programs" / "misuse.c", "-fno-builtin")
+    env = dict(os.environ, LD_PRELOAD=str(libhakmem))
+    runs = {"aborted": ([misuse, "double_free_remote"], env),
+            "reported": ([misuse, "interior"], dict(env, HAKMEM_HEAP_ERRORS="report")),
+            "clean": ([misuse, "interior", "clean"], env)}
+    pids = {}
+    for name, (argv, run_env) in runs.items():
+        proc = subprocess.Popen(argv, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pids[name] = str(proc.pid)
+        assert proc.wait(60) == (-signal.SIGABRT if name == "aborted" else 0), name
+    want = {(pids["aborted"], "double_free"), (pids["reported"], "invalid_pointer")}
+
+    def firing_for_both():
+        got = {(a["labels"]["pid"], a["labels"]["kind"]) for a in prom.alerts("HakmemHeapErrors")}
+        return got if want <= got else None
+    firing = wait_for(firing_for_both, timeout=90, what="HakmemHeapErrors to fire for both misusing processes")
+    assert firing == want, f"HakmemHeapErrors fired for {firing}, expected {want} (the clean run was {pids['clean']})"

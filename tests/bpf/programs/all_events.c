@@ -39,7 +39,7 @@ int main(void)
 	pthread_t t;
 	pthread_create(&t, NULL, thread, NULL);
 	pthread_join(t, NULL);
-	char *twice = malloc(32); /* heap_error: run with HAKMEM_HEAP_ERRORS=report, it goes on */
+	char *volatile twice = malloc(32); /* heap_error: run with HAKMEM_HEAP_ERRORS=report, it goes on */
 	free(twice);
 	free(twice);
 	return 0;
