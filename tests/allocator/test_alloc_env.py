@@ -1,4 +1,4 @@
-"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_THP) gives exactly
+"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_THP, HAKMEM_HEAP_ERRORS) gives exactly
 one warning line on stderr and the program still runs right; a valid one gives none; nothing libhakmem prints
 ever goes to stdout; the exit status is the program's own."""
 
@@ -20,6 +20,7 @@ def reference(hak, prog):
 @pytest.mark.parametrize("name,value", [
     *(("HAKMEM_SS_LRU_SIZE", v) for v in ["abc", "-3", "99999999999999999999", "12abc", "1.5", "0x"]),
     *(("HAKMEM_THP", v) for v in ["2", "yes", "-1", ""]),
+    *(("HAKMEM_HEAP_ERRORS", v) for v in ["", "Abort", "continue", "report "]),
 ])
 def test_malformed_setting_warns_once(hak, prog, reference, name, value):
     res = hak.run([prog("alloc_echo"), *ARGS], env={name: value})
