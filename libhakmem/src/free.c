@@ -36,7 +36,7 @@ static HAK_NOINLINE void free_local(struct hak_block *b)
 	struct hak_superslab *ss = hak_ss_of(b);
 	unsigned cls = hak_page_cls(ss, b);
 	tc->room[cls] = 0; /* the fast path's subtract borrowed (from 0) */
-	struct hak_slab *s = hak_block_slab(ss, b);
+	struct hak_slab *s = hak_carved_slab(ss, b);
 	if (!s) {
 		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
 		return;
@@ -63,7 +63,7 @@ static HAK_NOINLINE void free_remote(struct hak_block *b)
 	struct hak_tcache *tc = &hak_tc;
 	struct hak_superslab *ss = hak_ss_of(b);
 	unsigned cls = hak_page_cls(ss, b);
-	struct hak_slab *s = hak_block_slab(ss, b);
+	struct hak_slab *s = hak_carved_slab(ss, b);
 	if (!s) {
 		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
 		return;

@@ -126,19 +126,38 @@ void hak_misuse_init(void);
 bool hak_block_in_lists(struct hak_tcache *tc, struct hak_superslab *ss, unsigned cls, const struct hak_block *b);
 void hak_heap_error(enum hakmem_heap_error kind, const char *call, const void *p, size_t class_size);
 
+/* Whether `p`, known to be at a multiple of the block size, lies in the carved part of slab `s` (an
+ * address below the start wraps to a huge offset). */
+static inline bool hak_in_carved_part(const struct hak_slab *s, const void *p)
+{
+	return (size_t)((const char *)p - s->start) < (size_t)s->carved * s->bsize;
+}
+
+/* Whether `p` starts a block of slab `s` handed out at least once: in the carved part, at a multiple
+ * of the block size (no division: the offset is below 2 MiB, Lemire's test holds). */
+static inline bool hak_in_carved(const struct hak_slab *s, const void *p)
+{
+	uint64_t c = hak_class_div[s->cls];
+	return hak_in_carved_part(s, p) && (size_t)((const char *)p - s->start) * c < c;
+}
+
 /* The slab of which `p` starts a block handed out at least once, or NULL. Also right for a SuperSlab
  * another thread owns: a slab's geometry does not change while any of its blocks is out, and `carved`
  * only grows meanwhile (a block passed to this thread was carved before it was passed). */
 static inline struct hak_slab *hak_block_slab(struct hak_superslab *ss, const void *p)
 {
-	uintptr_t off = (uintptr_t)p - (uintptr_t)ss;
-	if (ss->page_cls[off >> HAK_PAGE_SHIFT] == HAK_NO_CLASS)
+	if (hak_page_cls(ss, p) == HAK_NO_CLASS)
 		return NULL;
 	struct hak_slab *s = hak_slab_of(ss, p);
-	if (!s->npages || (const char *)p < s->start)
-		return NULL;
-	size_t in = (const char *)p - s->start;
-	return in % s->bsize == 0 && in / s->bsize < s->carved ? s : NULL;
+	return s->npages && hak_in_carved(s, p) ? s : NULL;
+}
+
+/* The same for a pointer free() has checked to be at a multiple of its page's class size, in a page
+ * of a slab: only the carved bound is left to check. */
+static inline struct hak_slab *hak_carved_slab(struct hak_superslab *ss, const void *p)
+{
+	struct hak_slab *s = hak_slab_of(ss, p);
+	return hak_in_carved_part(s, p) ? s : NULL;
 }
 
 /* ---- the debug build (`make debug`, HAKMEM_DEBUG): internal invariants checked as the allocator runs

@@ -39,10 +39,7 @@ static void list_remove(struct hak_heap *h, struct hak_slab *s)
 /* A decoded link of the slab's lists: NULL or a block of the slab handed out before. */
 static bool link_ok(const struct hak_slab *s, const struct hak_block *next)
 {
-	if (!next)
-		return true;
-	size_t in = (const char *)next - s->start;
-	return (const char *)next >= s->start && in % s->bsize == 0 && in / s->bsize < s->carved;
+	return !next || hak_in_carved(s, next);
 }
 
 /* A link that does not decode to a block of its slab: overwritten (a heap overflow, a write after
