@@ -8,7 +8,8 @@
  *   large      a block with its own mapping.
  * Before any route, two checks (DESIGN.md, "Heap misuse"): the pointer starts a block of its page's
  * class (one multiply), and the block does not carry the free key (one compare): what fails either
- * goes out of line to be confirmed and reported. The slab routes also check the block was handed out.
+ * goes out of line to be confirmed and reported. That the block was handed out (carved) is checked by
+ * ss_local, and for ss_remote by the owner when it drains the remote list.
  */
 #include "internal.h"
 
@@ -62,12 +63,7 @@ static HAK_NOINLINE void free_remote(struct hak_block *b)
 {
 	struct hak_tcache *tc = &hak_tc;
 	struct hak_superslab *ss = hak_ss_of(b);
-	unsigned cls = hak_page_cls(ss, b);
-	struct hak_slab *s = hak_carved_slab(ss, b);
-	if (!s) {
-		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
-		return;
-	}
+	struct hak_slab *s = hak_slab_of(ss, b); /* the carved bound: checked by the owner's drain */
 	b->key = hak_free_key;
 	tc->slow_bytes_since_flush += s->bsize;
 	tc->counters.slab_frees[s->cls][HAKMEM_SLAB_REMOTE]++;

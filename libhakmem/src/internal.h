@@ -91,8 +91,8 @@ static inline unsigned hak_page_cls(const struct hak_superslab *ss, const void *
 
 static inline struct hak_slab *hak_slab_of(struct hak_superslab *ss, const void *p)
 {
-	unsigned page = ((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT;
-	return &ss->slabs[ss->page_slab[page]];
+	size_t page = ((uintptr_t)p - (uintptr_t)ss) >> HAK_PAGE_SHIFT, first = ss->page_slab[page];
+	return &ss->slabs[first];
 }
 
 /* ---- heap misuse (misuse.c, DESIGN.md "Heap misuse"). Two random words drawn at start-up: the key a

@@ -36,10 +36,23 @@ static void list_remove(struct hak_heap *h, struct hak_slab *s)
 	s->list = HAK_LIST_NONE;
 }
 
-/* A decoded link of the slab's lists: NULL or a block of the slab handed out before. */
-static bool link_ok(const struct hak_slab *s, const struct hak_block *next)
+/* What a walk of one slab's list checks each decoded link against (a block of the slab handed out
+ * before), read once: as far as the compiler knows, the walk's stores to blocks could change them. */
+struct link_bounds {
+	const char *start;
+	size_t carved_bytes;
+	uint64_t div;
+};
+
+static struct link_bounds bounds_of(const struct hak_slab *s)
 {
-	return !next || hak_in_carved(s, next);
+	return (struct link_bounds){s->start, (size_t)s->carved * s->bsize, hak_class_div[s->cls]};
+}
+
+static inline bool in_bounds(const struct link_bounds *k, const struct hak_block *b)
+{
+	size_t in = (const char *)b - k->start;
+	return in < k->carved_bytes && in * k->div < k->div;
 }
 
 /* A link that does not decode to a block of its slab: overwritten (a heap overflow, a write after
@@ -57,10 +70,17 @@ static unsigned drain_remote(struct hak_slab *s)
 	struct hak_block *b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
 	if (!b)
 		return 0;
+	/* Remote frees check only what free()'s fast path checks; the carved bound is checked here, by
+	 * the owner, for every block on the list. */
+	struct link_bounds k = bounds_of(s);
+	if (!in_bounds(&k, b)) {
+		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, s->bsize);
+		return 0; /* the whole list is leaked */
+	}
 	unsigned n = 1;
 	struct hak_block *last = b, *next;
 	while ((next = hak_link_get(last))) {
-		if (!link_ok(s, next)) {
+		if (!in_bounds(&k, next)) {
 			corrupt_link(s, last);
 			break;
 		}
@@ -87,18 +107,20 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 		*stage = HAKMEM_STAGE_REMOTE > *stage ? HAKMEM_STAGE_REMOTE : *stage;
 	else if (s->free)
 		*stage = *stage > HAKMEM_STAGE_LOCAL ? *stage : HAKMEM_STAGE_LOCAL;
-	struct hak_block *head = tc->head[cls];
-	while (n < want && s->free) {
-		struct hak_block *b = s->free, *next = hak_link_get(b);
-		if (!link_ok(s, next)) {
+	struct hak_block *head = tc->head[cls], *b = s->free;
+	struct link_bounds k = bounds_of(s);
+	while (n < want && b) {
+		struct hak_block *next = hak_link_get(b);
+		if (next && !in_bounds(&k, next)) {
 			corrupt_link(s, b);
 			next = NULL;
 		}
-		s->free = next;
 		hak_link_set(b, head);
 		head = b;
+		b = next;
 		n++;
 	}
+	s->free = b;
 	if (n < want && s->carved < s->capacity) {
 		if (*stage < HAKMEM_STAGE_CARVE)
 			*stage = HAKMEM_STAGE_CARVE;
