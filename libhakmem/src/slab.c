@@ -107,34 +107,45 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 		*stage = HAKMEM_STAGE_REMOTE > *stage ? HAKMEM_STAGE_REMOTE : *stage;
 	else if (s->free)
 		*stage = *stage > HAKMEM_STAGE_LOCAL ? *stage : HAKMEM_STAGE_LOCAL;
-	struct hak_block *head = tc->head[cls], *b = s->free;
+	/* The first `want` blocks of the free list move to the cache as they are: links do not depend on
+	 * the list they are in, so only the last one is linked anew, to the cache's old head. */
+	struct hak_block *head = tc->head[cls], *b = s->free, *last = NULL;
 	struct link_bounds k = bounds_of(s);
-	while (n < want && b) {
-		struct hak_block *next = hak_link_get(b);
-		if (next && !in_bounds(&k, next)) {
-			corrupt_link(s, b);
-			next = NULL;
+	if (b) {
+		struct hak_block *first = b;
+		while (n < want && b) {
+			struct hak_block *next = hak_link_get(b);
+			if (next && !in_bounds(&k, next)) {
+				corrupt_link(s, b);
+				next = NULL;
+			}
+			last = b;
+			b = next;
+			n++;
 		}
-		hak_link_set(b, head);
-		head = b;
-		b = next;
-		n++;
+		hak_link_set(last, head);
+		head = first;
 	}
 	s->free = b;
 	if (n < want && s->carved < s->capacity) {
 		if (*stage < HAKMEM_STAGE_CARVE)
 			*stage = HAKMEM_STAGE_CARVE;
-		uint32_t from = s->carved;
-		while (n < want && s->carved < s->capacity) {
-			struct hak_block *b = (struct hak_block *)(s->start + (size_t)s->carved++ * s->bsize);
+		/* The slab's fields in locals: the stores to the blocks could alias them, as far as the
+		 * compiler knows, and it would reload and store them for every block. */
+		uint32_t most = want - n < s->capacity - s->carved ? want - n : s->capacity - s->carved;
+		size_t bsize = s->bsize;
+		uint64_t key = hak_free_key;
+		char *from = s->start + (size_t)s->carved * bsize, *to = from + most * bsize;
+		for (char *p = from; p < to; p += bsize) {
+			struct hak_block *b = (struct hak_block *)p;
 			hak_link_set(b, head);
-			b->key = hak_free_key; /* free in the cache: freeing it now is a double free */
+			b->key = key; /* free in the cache: freeing it now is a double free */
 			head = b;
-			n++;
 		}
-		tc->counters.bytes[HAKMEM_B_CARVED] += (uint64_t)(s->carved - from) * s->bsize;
-		hak_ss_touch(hak_ss_of(s->start), s->start + (size_t)from * s->bsize,
-			     s->start + (size_t)s->carved * s->bsize);
+		s->carved += most;
+		n += most;
+		tc->counters.bytes[HAKMEM_B_CARVED] += (uint64_t)most * bsize;
+		hak_ss_touch(hak_ss_of(s->start), from, to);
 	}
 	tc->head[cls] = head;
 	tc->room[cls] -= n;

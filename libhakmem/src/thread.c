@@ -105,16 +105,18 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		tc->head[cls] = NULL;
 	if (hak_cache_len(tc, cls) > keep)
 		tc->room[cls] = tc->limit[cls] - keep;
-	uint64_t returned = 0;
+	uint64_t returned = 0, div = hak_class_div[cls];
 	while (b) {
+		/* What free() checked when the block came in; a link overwritten since fails it. */
 		struct hak_superslab *ss = hak_ss_of(b);
-		struct hak_slab *s = hak_is_small(b) ? hak_block_slab(ss, b) : NULL;
-		if (!s) { /* a link overwritten in the cache: what follows it is lost, never handed out */
+		uintptr_t off = (uintptr_t)b - (uintptr_t)ss;
+		if (!hak_is_small(b) || hak_page_cls(ss, b) != cls || off * div >= div) {
+			/* what follows it is lost, never handed out */
 			hak_heap_error(HAKMEM_HEAP_CORRUPT_FREE_LIST, "free", b, hak_class_size[cls]);
 			break;
 		}
 		struct hak_block *next = hak_link_get(b);
-		hak_slab_put_local(tc->heap, ss, s, b);
+		hak_slab_put_local(tc->heap, ss, hak_slab_of(ss, b), b);
 		returned++;
 		b = next;
 	}
