@@ -28,7 +28,7 @@ def test_rules_unit_tests():
 def test_deployment_scrape_config_is_valid(tmp_path):
     """As deployed: the rules file, hakwatch's CA and the password where the config expects them (here,
     in a scratch copy)."""
-    text = (ROOT / "grafana" / "deploy" / "prometheus.yml").read_text()
+    text = (ROOT / "deploy" / "prometheus.yml").read_text()
     crt, _ = make_cert(tmp_path)
     password = tmp_path / "password"
     password.write_text("s3cret\n")
@@ -46,7 +46,7 @@ def test_deployment_web_config_is_valid(tmp_path):
     import bcrypt
 
     from hakwatch.webconfig import load
-    text = (ROOT / "grafana" / "deploy" / "web-config.yml").read_text()
+    text = (ROOT / "deploy" / "web-config.yml").read_text()
     crt, key = make_cert(tmp_path)
     text = text.replace("/etc/hakwatch/hakwatch.crt", str(crt)).replace("/etc/hakwatch/hakwatch.key", str(key))
     text = re.sub(r"\$2b\$10\$REPLACE\S+", bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode(), text)
@@ -54,7 +54,7 @@ def test_deployment_web_config_is_valid(tmp_path):
     config.write_text(text)
     web = load(str(config))
     assert web.tls is not None and list(web.users) == ["prometheus"]
-    unit = (ROOT / "grafana" / "deploy" / "hakwatch.service").read_text()
+    unit = (ROOT / "deploy" / "hakwatch.service").read_text()
     assert "--web.config.file /etc/hakwatch/web-config.yml" in unit
 
 
