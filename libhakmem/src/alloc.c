@@ -1,12 +1,25 @@
 /*
  * malloc and friends. The fast path is a table lookup for the class, a pop from the thread cache (the
- * link decoded, the block's free key cleared) and the requested size added up; everything else (first use of the thread, refills, large blocks) is
- * out of line. Blocks handed out per class are counted at the next flush (hak_stats_flush_thread).
+ * link decoded, the block's free key cleared) and the requested size added up; everything else
+ * (first use of the thread, refills, large blocks) is out of line. Blocks handed out per class are
+ * counted at the next flush (hak_stats_flush_thread).
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* The fast path's pop of `b`, the head of the class's cache. `n` is what the program asked for,
+ * counted as requested bytes (a block's class size is derived). */
+static inline __attribute__((always_inline)) void *pop(struct hak_tcache *tc, size_t cls, struct hak_block *b, size_t n)
+{
+	hak_debug(hak_check_cached_block(b, cls));
+	tc->head[cls] = hak_link_get(b);
+	b->key = 0; /* no longer free: a free() of it is no double free */
+	tc->room[cls]++;
+	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
+	return b;
+}
 
 static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t n)
 {
@@ -22,10 +35,7 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t
 		}
 		b = tc->head[cls];
 	}
-	tc->head[cls] = hak_link_get(b);
-	b->key = 0;
-	tc->room[cls]++;
-	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
+	pop(tc, cls, b, n);
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
 	else
@@ -33,19 +43,10 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t
 	return b;
 }
 
-/* `n` is what the program asked for, counted as requested bytes (a block's class size is derived). */
 static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 {
 	struct hak_block *b = tc->head[cls];
-	if (likely(b)) {
-		hak_debug(hak_check_cached_block(b, cls));
-		tc->head[cls] = hak_link_get(b);
-		b->key = 0; /* no longer free: a free() of it is no double free */
-		tc->room[cls]++;
-		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
-		return b;
-	}
-	return alloc_slow(tc, cls, n);
+	return likely(b) ? pop(tc, cls, b, n) : alloc_slow(tc, cls, n);
 }
 
 /* Before the library is initialised the class tables are all zero and every size looks like class
@@ -96,14 +97,8 @@ void *hak_malloc(size_t n)
 	else
 		return alloc_large(n, 0, false);
 	struct hak_block *b = tc->head[cls];
-	if (likely(b)) {
-		hak_debug(hak_check_cached_block(b, cls));
-		tc->head[cls] = hak_link_get(b);
-		b->key = 0; /* no longer free: a free() of it is no double free */
-		tc->room[cls]++;
-		tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
-		return b;
-	}
+	if (likely(b))
+		return pop(tc, cls, b, n);
 	return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
 }
 
