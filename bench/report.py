@@ -13,7 +13,9 @@ def write_markdown(res: dict, path: Path, argv: str):
         "# Benchmark results",
         "",
         f"Made by `bench/run.sh {argv}`".rstrip() + f" ({res['reps']} repetitions per cell, interleaved across "
-        "allocators). ops/s is the median (min-max); RSS the median peak RSS; syscalls the memory syscalls "
+        "allocators). ops/s is the median (min-max); RSS the median peak RSS (the workload's own ru_maxrss, "
+        "through the small launcher `bench/programs/peakrss.c`: a child of the Python harness would report at "
+        "least the harness's ~60 MiB, which Linux carries across fork and exec); syscalls the memory syscalls "
         "(mmap, munmap, madvise, mremap, brk) of one more run under `strace -f -c` (for larson, a run of fixed "
         "work: see there).",
         "",

@@ -8,7 +8,7 @@ and 2 threads, in one run, interleaved so that drift of the machine hits every a
 Writes bench/RESULTS.md (tables), bench/results.png (throughput per allocator) and bench/results.json.
 (Two builds of libhakmem against each other, before and after a change: bench/builds.py.)
 Per workload and thread count: ops/s (median of the repetitions, with min and max), peak RSS (median
-of ru_maxrss), memory syscalls from one extra run under `strace -f -c` (of fixed work where the
+of the workload's own ru_maxrss, taken by programs/peakrss.c, not by this harness), memory syscalls from one extra run under `strace -f -c` (of fixed work where the
 workload is timed: larson). Then: the cost of the
 compiled-in, unattached probes (libhakmem against libhakmem-noprobes), instructions per malloc/free
 pair under callgrind, and the cost of watching with hakwatch (needs root and bcc).

@@ -72,13 +72,16 @@ def env_for(lib, extra=None) -> dict:
 
 
 def run_once(cmd, env) -> tuple[float, int, float]:
-    """ops/s, peak RSS (KiB) and CPU seconds (user + system) of one run."""
+    """ops/s, peak RSS (KiB) and CPU seconds (user + system) of one run. The command runs under
+    programs/peakrss.c, which reports its peak RSS: ru_maxrss of a child of this harness would be at
+    least the harness's own (Linux keeps the high-water mark across fork and exec)."""
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen([str(BUILD / "peakrss"), *map(str, cmd)], env=env, stdout=out,
+                                stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)  # the launcher's usage includes its child's CPU
         out.seek(0)
         text = out.read()
-    m = re.search(r"ops_per_sec (\d+)", text)
-    if os.waitstatus_to_exitcode(status) != 0 or not m:
+    m, peak = re.search(r"ops_per_sec (\d+)", text), re.search(r"^peak_rss_kib (\d+)$", text, re.M)
+    if os.waitstatus_to_exitcode(status) != 0 or not m or not peak:
         raise RuntimeError(f"{cmd} failed (status {status}): {text[-300:]}")
-    return float(m.group(1)), usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    return float(m.group(1)), int(peak.group(1)), usage.ru_utime + usage.ru_stime
