@@ -150,7 +150,7 @@ void *hak_realloc(void *p, size_t n)
 		return NULL;
 	}
 	size_t old = hak_usable_size(p);
-	if (!old || (hak_is_small(p) && ((struct hak_block *)p)->key == hak_free_key)) {
+	if (!old || (hak_is_small(p) && hak_block_freed(hak_ss_of(p), hak_page_cls(hak_ss_of(p), p), p))) {
 		/* not a live block of ours (freed, interior, foreign): reported; reporting only, nothing of
 		 * it is kept */
 		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "realloc", p, 0);

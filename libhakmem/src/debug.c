@@ -31,7 +31,7 @@ void hak_check_cached_block(const struct hak_block *b, unsigned cls)
 	struct hak_slab *s = hak_block_slab(hak_ss_of(b), b);
 	hak_check(s != NULL);
 	hak_check(s->cls == cls);
-	hak_check(b->key == hak_free_key);
+	hak_check(b->key == hak_free_mark(b));
 }
 
 static size_t list_length(const struct hak_slab *s, const struct hak_block *b)
@@ -40,7 +40,7 @@ static size_t list_length(const struct hak_slab *s, const struct hak_block *b)
 	for (; b; b = hak_link_get(b), n++) {
 		hak_check(n < s->capacity);
 		hak_check(hak_block_slab(hak_ss_of(b), b) == s);
-		hak_check(b->key == hak_free_key);
+		hak_check(b->key == hak_free_mark(b));
 	}
 	return n;
 }

@@ -42,7 +42,7 @@ static HAK_NOINLINE void free_local(struct hak_block *b)
 		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
 		return;
 	}
-	b->key = hak_free_key;
+	b->key = hak_free_mark(b);
 	tc->slow_bytes_since_flush += s->bsize;
 	tc->counters.slab_frees[cls][HAKMEM_SLAB_LOCAL]++;
 	hak_slab_put_local(tc->heap, ss, s, b); /* may release the slab and its SuperSlab: s is gone */
@@ -64,7 +64,7 @@ static HAK_NOINLINE void free_remote(struct hak_block *b)
 	struct hak_tcache *tc = &hak_tc;
 	struct hak_superslab *ss = hak_ss_of(b);
 	struct hak_slab *s = hak_slab_of(ss, b); /* the carved bound: checked by the owner's drain */
-	b->key = hak_free_key;
+	b->key = hak_free_mark(b);
 	tc->slow_bytes_since_flush += s->bsize;
 	tc->counters.slab_frees[s->cls][HAKMEM_SLAB_REMOTE]++;
 	/* Read before the block is published: after the CAS its owner may drain it, empty the slab and
@@ -99,20 +99,16 @@ static HAK_NOINLINE void free_invalid(void *p)
 	hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", p, cls == HAK_NO_CLASS ? 0 : hak_class_size[cls]);
 }
 
-/* The block carries the free key. In a slab this thread owns, the free lists say whether it is free
- * (if not, a live block holds the key by a 1 in 2^64 chance, and is freed as usual); in another
- * thread's, whose lists cannot be walked from here, the key alone says so. */
+/* The block carries its free mark. */
 static HAK_NOINLINE void free_marked(struct hak_block *b)
 {
-	struct hak_tcache *tc = &hak_tc;
 	struct hak_superslab *ss = hak_ss_of(b);
 	unsigned cls = hak_page_cls(ss, b);
 	if (!hak_block_slab(ss, b)) {
 		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, hak_class_size[cls]);
 		return;
 	}
-	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) == hak_self() &&
-	    !hak_block_in_lists(tc, ss, cls, b)) {
+	if (!hak_block_freed(ss, cls, b)) { /* a live block that holds its mark by a 1 in 2^64 chance */
 		b->key = 0;
 		hak_free(b);
 		return;
@@ -157,8 +153,8 @@ void hak_free(void *p)
 			free_invalid(p);
 			return;
 		}
-		uint64_t key = hak_free_key;
-		if (unlikely(b->key == key)) {
+		uint64_t mark = hak_free_mark(b);
+		if (unlikely(b->key == mark)) {
 			free_marked(b);
 			return;
 		}
@@ -172,7 +168,7 @@ void hak_free(void *p)
 		}
 		hak_check(hak_block_slab(ss, b)); /* carved: what the fast path does not check */
 		hak_link_set(b, tc->head[cls]);
-		b->key = key;
+		b->key = mark;
 		tc->head[cls] = b;
 		tc->counters.frees[cls]++;
 		return;

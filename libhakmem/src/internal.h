@@ -63,13 +63,13 @@ static inline unsigned hak_class_of(size_t n)
 #define HAK_NO_CLASS HAK_NUM_CLASSES
 extern HAK_HIDDEN uint64_t hak_class_div[HAK_NUM_CLASSES + 1];
 
-/* ---- the SuperSlab map (superslab.c): one byte per 2 MiB of the 47-bit address space, non-zero while
- * a SuperSlab lives there. It tells "our small block" from anything else with one compare, no syscall
- * and no fault: zero-filled .bss (64 MiB of address space) the kernel maps on first touch, a 4 KiB
- * page of it per 8 GiB of addresses in use. (A bitmap takes an eighth of the address space and four
- * more instructions in every free.) */
-#define HAK_SEGMAP_SLOTS ((size_t)1 << (47 - HAK_SS_SHIFT))
-extern HAK_HIDDEN uint8_t hak_segmap[HAK_SEGMAP_SLOTS];
+/* ---- the SuperSlab map (superslab.c): one bit per 2 MiB of the 47-bit address space, set while
+ * a SuperSlab lives there. It tells "our small block" from anything else with one load, no syscall
+ * and no fault: the bitmap is zero-filled .bss the kernel maps on first touch. (A byte map saves free()
+ * three instructions, but its 64 MiB of .bss would count whole against a strict overcommit limit,
+ * vm.overcommit_memory=2, in every process; the bitmap's 8 MiB do too.) */
+#define HAK_SEGMAP_WORDS ((size_t)1 << (47 - HAK_SS_SHIFT - 6))
+extern HAK_HIDDEN _Atomic uint64_t hak_segmap[HAK_SEGMAP_WORDS];
 
 static inline struct hak_superslab *hak_ss_of(const void *p)
 {
@@ -79,9 +79,9 @@ static inline struct hak_superslab *hak_ss_of(const void *p)
 static inline bool hak_is_small(const void *p)
 {
 	uintptr_t i = (uintptr_t)p >> HAK_SS_SHIFT;
-	if (unlikely(i >= HAK_SEGMAP_SLOTS))
+	if (unlikely(i >= HAK_SEGMAP_WORDS * 64))
 		return false;
-	return hak_segmap[i]; /* plain: a byte load is atomic here, and folds into the compare */
+	return atomic_load_explicit(&hak_segmap[i >> 6], memory_order_relaxed) >> (i & 63) & 1;
 }
 
 static inline unsigned hak_page_cls(const struct hak_superslab *ss, const void *p)
@@ -122,7 +122,15 @@ static inline void hak_link_set(struct hak_block *slot, const struct hak_block *
 	slot->link = hak_link_encode(slot, next);
 }
 
+/* The mark of a free block: the key XORed with the block's address, so that stale bytes a program
+ * copies into a live block (uninitialised memory, padding) never look like a free block's mark. */
+static inline uint64_t hak_free_mark(const struct hak_block *b)
+{
+	return hak_free_key ^ (uintptr_t)b;
+}
+
 void hak_misuse_init(void);
+bool hak_block_freed(struct hak_superslab *ss, unsigned cls, struct hak_block *b);
 bool hak_block_in_lists(struct hak_tcache *tc, struct hak_superslab *ss, unsigned cls, const struct hak_block *b);
 void hak_heap_error(enum hakmem_heap_error kind, const char *call, const void *p, size_t class_size);
 

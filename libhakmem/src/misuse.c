@@ -33,7 +33,9 @@ static uint64_t random_word(void)
 void hak_misuse_init(void)
 {
 	hak_free_key = random_word();
-	hak_link_secret = random_word();
+	/* Bytes 6 and 7 of the secret become the low bytes of a stored link (user addresses have zeros
+	 * there): never zero, so an off-by-one NUL always changes the link. */
+	hak_link_secret = random_word() | 1ull << 48 | 1ull << 56;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
 		hak_class_div[c] = UINT64_MAX / hak_class_size[c] + 1;
 	hak_class_div[HAK_NO_CLASS] = 0;
@@ -58,6 +60,19 @@ bool hak_block_in_lists(struct hak_tcache *tc, struct hak_superslab *ss, unsigne
 		return false;
 	return on_list(tc->head[cls], b, hak_cache_len(tc, cls)) || on_list(s->free, b, s->carved) ||
 	       on_list(atomic_load_explicit(&s->remote, memory_order_acquire), b, s->carved);
+}
+
+/* Whether `b`, a carved block carrying its free mark, is free. In a slab this thread owns, its lists
+ * say so exactly. In another thread's, whose lists cannot be walked from here, the mark does: it is
+ * the block's own address XORed with a secret, which a correct program cannot write there (it is
+ * cleared when the block is handed out, and stale bytes copied from elsewhere carry another address). */
+bool hak_block_freed(struct hak_superslab *ss, unsigned cls, struct hak_block *b)
+{
+	if (b->key != hak_free_mark(b))
+		return false;
+	if (atomic_load_explicit(&ss->owner, memory_order_relaxed) != hak_self())
+		return true;
+	return hak_block_in_lists(&hak_tc, ss, cls, b);
 }
 
 static const char *const what[HAKMEM_NUM_HEAP_ERRORS] = {

@@ -139,7 +139,7 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 		for (char *p = from; p < to; p += bsize) {
 			struct hak_block *b = (struct hak_block *)p;
 			hak_link_set(b, head);
-			b->key = key; /* free in the cache: freeing it now is a double free */
+			b->key = key ^ (uintptr_t)p; /* its free mark: freeing it now is a double free */
 			head = b;
 		}
 		s->carved += most;

@@ -58,7 +58,6 @@ static void add_and_fire_locked(struct hakmem_counters *delta)
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	add_counters(&hakmem_totals.counters, delta);
 	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELEASE);
-	hak_debug(hak_check_totals(&hakmem_totals.counters));
 	if (HAK_PROBE_ENABLED(FLUSH))
 		fire_flush(delta);
 }
@@ -94,6 +93,10 @@ void hak_stats_flush_thread(struct hak_tcache *tc)
 	if (exited_pending)
 		flush_exited_locked(hak_now_ns());
 	add_and_fire_locked(&tc->counters);
+	/* Only on a thread's own flush: one thread flushing another's (at exit, in a forked child) may
+	 * catch it between the two counts of one operation. */
+	if (tc == &hak_tc)
+		hak_debug(hak_check_totals(&hakmem_totals.counters));
 	hak_unlock(&totals_lock);
 	memset(&tc->counters, 0, sizeof tc->counters);
 }

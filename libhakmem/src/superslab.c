@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-uint8_t hak_segmap[HAK_SEGMAP_SLOTS];
+_Atomic uint64_t hak_segmap[HAK_SEGMAP_WORDS];
 
 static hak_lock_t lru_lock = HAK_LOCK_INIT;
 static struct hak_superslab *lru_head, *lru_tail;
@@ -30,7 +30,12 @@ static char *fresh_next, *fresh_end;
 
 static void segmap_set(struct hak_superslab *ss, bool on)
 {
-	__atomic_store_n(&hak_segmap[(uintptr_t)ss >> HAK_SS_SHIFT], on, __ATOMIC_RELAXED);
+	uintptr_t i = (uintptr_t)ss >> HAK_SS_SHIFT;
+	uint64_t bit = (uint64_t)1 << (i & 63);
+	if (on)
+		atomic_fetch_or(&hak_segmap[i >> 6], bit);
+	else
+		atomic_fetch_and(&hak_segmap[i >> 6], ~bit);
 }
 
 /* Mark [from, to) of the SuperSlab as written, counting each 4 KiB page the first time: the

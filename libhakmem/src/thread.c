@@ -105,23 +105,23 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		tc->head[cls] = NULL;
 	if (hak_cache_len(tc, cls) > keep)
 		tc->room[cls] = tc->limit[cls] - keep;
-	uint64_t returned = 0, div = hak_class_div[cls];
+	uint64_t div = hak_class_div[cls];
 	while (b) {
 		/* What free() checked when the block came in; a link overwritten since fails it. */
 		struct hak_superslab *ss = hak_ss_of(b);
 		uintptr_t off = (uintptr_t)b - (uintptr_t)ss;
 		if (!hak_is_small(b) || hak_page_cls(ss, b) != cls || off * div >= div) {
-			/* what follows it is lost, never handed out */
+			/* what follows it is lost, never handed out (counted as handed out: leaked) */
 			hak_heap_error(HAKMEM_HEAP_CORRUPT_FREE_LIST, "free", b, hak_class_size[cls]);
 			break;
 		}
 		struct hak_block *next = hak_link_get(b);
 		hak_slab_put_local(tc->heap, ss, hak_slab_of(ss, b), b);
-		returned++;
+		/* counted block by block: a heap error above flushes, and must see what went back before */
+		tc->returned[cls]++;
+		hak_tc.counters.bytes[HAKMEM_B_CACHE_RETURNED] += hak_class_size[cls];
 		b = next;
 	}
-	hak_tc.counters.bytes[HAKMEM_B_CACHE_RETURNED] += returned * hak_class_size[cls];
-	tc->returned[cls] += returned;
 }
 
 /* Give every cached block back to its slab (they were counted as freed when they entered the cache). */

@@ -11,7 +11,8 @@
  * for another to adopt it), or sits empty in the LRU.
  *
  * A free block's first word is the link to the next free block, encoded (hak_link_*); its second is
- * hak_free_key, which a block loses when it is handed out: so a block freed twice is recognised.
+ * its mark (hak_free_mark: a random key XORed with its address), which it loses when it is handed out:
+ * so a block freed twice is recognised.
  */
 #ifndef HAKMEM_TYPES_H
 #define HAKMEM_TYPES_H
@@ -37,7 +38,7 @@ _Static_assert(HAK_PAGE_SIZE >> HAK_SUBPAGE_SHIFT == 16, "touched[] keeps 16 ker
 
 struct hak_block {
 	uintptr_t link;		/* the next free block, encoded: hak_link_get/hak_link_set */
-	uint64_t key;		/* hak_free_key while free, 0 from when it is handed out */
+	uint64_t key;		/* hak_free_mark(block) while free, 0 from when it is handed out */
 };
 
 struct hak_heap;
