@@ -170,14 +170,11 @@ def _attach_all(listen, retention, max_targets, detail, user, web_config):
     /metrics from the same kernel maps."""
     from hakwatch.discover import Discovery, first_copy
     from hakwatch.server import drop_privileges
-    from hakwatch.targets import DEFAULT_LIBRARY
+    from hakwatch.targets import default_library
 
     say = lambda line: click.echo(f"hakwatch: {line}", err=True)  # noqa: E731
-    first = first_copy()
-    if first is None and not DEFAULT_LIBRARY.is_file():
-        raise HakwatchError("no process maps a libhakmem yet and there is no default library to take the "
-                            "probes' layout from: start one, or use --lib PATH")
-    probes, reader, server = _watch(first or str(DEFAULT_LIBRARY), listen, retention, max_targets, detail, user,
+    first = first_copy() or str(default_library())  # a library to take the probes' layout from
+    probes, reader, server = _watch(first, listen, retention, max_targets, detail, user,
                                     follow_init=True, label="", watch_execs=True, web_config=web_config)
     try:
         discovery = Discovery(probes, say)
@@ -239,7 +236,7 @@ def _set_parent_death_signal():
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--lib", type=click.Path(dir_okay=False), help="The libhakmem to preload (default: this checkout's build).")
+@click.option("--lib", type=click.Path(dir_okay=False), help="The libhakmem to preload (default: this checkout's build, else the installed one).")
 @click.option("--summary", type=click.File("w", lazy=False), metavar="FILE",
               help="Write hakwatch's totals for the command's process at the end (HAKMEM_STATS schema). "
               "Opened before hakwatch drops root, so it may be anywhere root can write.")
@@ -259,11 +256,11 @@ def run(lib, summary, listen, retention, max_targets, detail, user, web_config, 
     from hakwatch import stats
     from hakwatch.library import library_version
     from hakwatch.server import drop_privileges
-    from hakwatch.targets import DEFAULT_LIBRARY
+    from hakwatch.targets import default_library
 
-    lib = os.path.abspath(lib) if lib else str(DEFAULT_LIBRARY)
+    lib = os.path.abspath(lib) if lib else str(default_library())
     if not os.path.isfile(lib):
-        raise HakwatchError(f"{lib}: no such file (build it with `make -C libhakmem`, or give --lib)")
+        raise HakwatchError(f"{lib}: no such file")
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     version = library_version(lib)  # now: after the privilege drop the file may be out of reach (/root)

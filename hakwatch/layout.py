@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
+# Installed (pip install .), the package data; in a checkout, the repository's probes/.
+PROBES_DIR = next(d for d in (Path(__file__).resolve().parent / "probes", Path(__file__).resolve().parent.parent / "probes")
+                  if (d / "hakwatch.bpf.c").exists())
 COUNTERS_H = PROBES_DIR / "hakmem_counters.h"
 MAPS_H = PROBES_DIR / "hakwatch_maps.h"
 

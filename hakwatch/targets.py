@@ -9,13 +9,26 @@ uprobes through that path (root only: the kernel lets only CAP_SYS_ADMIN follow 
 
 import errno
 import os
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 from hakwatch.errors import HakwatchError
 
-DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "libhakmem" / "build" / "libhakmem.so"
+# Where the library is when nobody says: this checkout's build, then where packages and `make
+# install`-style set-ups put it.
+LIBRARY_PLACES = (Path(__file__).resolve().parent.parent / "libhakmem" / "build" / "libhakmem.so",
+                  Path("/usr/lib") / (sysconfig.get_config_var("MULTIARCH") or "") / "libhakmem.so.1",
+                  Path("/usr/local/lib/libhakmem.so"))
 NEEDLE = "libhakmem"
+
+
+def default_library() -> Path:
+    for place in LIBRARY_PLACES:
+        if place.is_file():
+            return place
+    raise HakwatchError("no libhakmem found in " + ", ".join(map(str, LIBRARY_PLACES)) +
+                        ": give --lib PATH (in a checkout, build it first with `make -C libhakmem`)")
 
 
 @dataclass(frozen=True)
