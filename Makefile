@@ -1,7 +1,7 @@
 # The two commands a new Debian 12 machine needs (as root); both set up everything first.
 #   make demo   a real workload under libhakmem, watched by hakwatch, its metrics shown
 #   make test   the whole test suite (CI runs this through .ci/run)
-.PHONY: setup demo test bench lib
+.PHONY: setup demo test bench lib deb
 setup:
 	./scripts/setup.sh
 demo: setup
@@ -12,3 +12,5 @@ bench: setup
 	./bench/run.sh
 lib:
 	$(MAKE) -C libhakmem
+deb: setup
+	./scripts/deb.sh

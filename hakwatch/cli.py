@@ -12,6 +12,7 @@ from hakwatch import __version__
 from hakwatch.errors import HakwatchError, friendly
 
 LISTEN = "127.0.0.1:10464"
+INSTALLED = ""  # --lib given without a path
 
 
 def _stop_on_signals():
@@ -91,7 +92,9 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
 
 @main.command()
 @click.option("--pid", "pids", multiple=True, metavar="PID", help="A process to watch (repeatable).")
-@click.option("--lib", type=click.Path(dir_okay=False), help="Watch every process mapping this libhakmem, now and later.")
+@click.option("--lib", type=click.Path(dir_okay=False), is_flag=False, flag_value=INSTALLED, metavar="[PATH]",
+              help="Watch every process mapping this libhakmem, now and later (without PATH: this checkout's "
+                   "build, else the installed one).")
 @click.option("--all", "all_copies", is_flag=True,
               help="Watch every process using any copy of libhakmem on this host, containers included, now and later.")
 @_common
@@ -107,14 +110,18 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user, 
     \b
     Examples:
       sudo hakwatch attach --pid 4242 --pid 4243
+      sudo hakwatch attach --lib          # the installed libhakmem (Debian's libhakmem1)
       sudo hakwatch attach --lib /usr/local/lib/libhakmem.so --listen 0.0.0.0:10464
       sudo hakwatch attach --all          # every copy: each container image's own included
       curl -s 127.0.0.1:10464/metrics | grep hakmem_syscalls_total
     """
     from hakwatch.targets import check_pid, comm_of, file_id, library_of, processes_mapping
 
-    if (bool(pids) + bool(lib) + all_copies) != 1:
-        raise HakwatchError("give --pid PID (one or more), --lib PATH or --all", status=2)
+    if (bool(pids) + (lib is not None) + all_copies) != 1:
+        raise HakwatchError("give --pid PID (one or more), --lib [PATH] or --all", status=2)
+    if lib == INSTALLED:
+        from hakwatch.targets import default_library
+        lib = str(default_library())
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     _stop_on_signals()

@@ -28,6 +28,8 @@ packages=(
 	python3-setuptools python3-click python3-prometheus-client python3-pyelftools python3-pytest python3-matplotlib
 	# --web.config.file: its YAML and the bcrypt hashes of its users; openssl makes the tests' certificates
 	python3-yaml python3-bcrypt openssl
+	# make deb (debian/): the packages' build and lintian, which make test runs
+	debhelper dh-python pybuild-plugin-pyproject python3-all lintian
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -54,8 +54,9 @@ def test_deployment_web_config_is_valid(tmp_path):
     config.write_text(text)
     web = load(str(config))
     assert web.tls is not None and list(web.users) == ["prometheus"]
-    unit = (ROOT / "deploy" / "hakwatch.service").read_text()
-    assert "--web.config.file /etc/hakwatch/web-config.yml" in unit
+    unit, options = (ROOT / "deploy" / "hakwatch.service").read_text(), (ROOT / "deploy" / "hakwatch.default").read_text()
+    assert "EnvironmentFile=-/etc/default/hakwatch" in unit and "$HAKWATCH_OPTS" in unit
+    assert "--web.config.file /etc/hakwatch/web-config.yml" in options
 
 
 def test_dashboards_are_generated():
