@@ -96,7 +96,27 @@ def write_markdown(res: dict, path: Path, argv: str):
     else:
         lines.append(str(w or "not measured (--no-watch)"))
     lines.append("")
+    lines += _fleet(res.get("fleet"))
     path.write_text("\n".join(lines))
+
+
+def _fleet(f: dict | None) -> list[str]:
+    if not f:
+        return []
+    command = f"sudo .venv/bin/python bench/fleet.py {f['argv']}".rstrip()
+    lines = ["## Many watched processes", "",
+             f"Made by `{command}`: {f['processes']} idle processes under "
+             f"libhakmem (`bench/programs/idle.c`, {f['commands']} command names), one `hakwatch attach --lib` exporting "
+             f"them (ready to serve in {f['ready_s']:.1f} s, RSS {f['rss_kib'] / 1024:.0f} MiB after the scrapes), "
+             "scraped every 15 s and then every 1 s. CPU is hakwatch's user+system time over each window, as a share "
+             "of one core; a scrape's duration is the median.", "",
+             "| series | scrape interval | hakwatch CPU | one scrape | /metrics size | series |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for mode, by in f["modes"].items():
+        for r in by.values():
+            lines.append(f"| {mode} | {r['interval_s']:.0f} s | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.0f} ms | "
+                         f"{r['bytes'] / 1024 / 1024:.1f} MiB | {r['series']:,} |")
+    return lines + [""]
 
 
 def plot(res: dict, path: Path):

@@ -1,0 +1,106 @@
+"""A host with many watched processes: N idle processes under libhakmem (bench/programs/idle.c, started
+under 10 command names, N/10 each), one `hakwatch attach --lib` exporting them, and what that costs:
+a scrape's duration and size, hakwatch's CPU at 15 s and 1 s scrape intervals, its RSS.
+
+    sudo .venv/bin/python bench/fleet.py               # 1,000 processes; results into bench/results.json and RESULTS.md
+    sudo .venv/bin/python bench/fleet.py --processes 200 --no-write
+
+Per-pid series today (issue 13's grouping will add a row per mode). Needs root (hakwatch loads BPF).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from watching import _cpu_seconds, _rss_kib, _start_hakwatch
+from workloads import BENCH, BUILD, HAKMEM, ROOT, env_for, say
+
+COMMANDS = 10
+
+
+def start_idle(n: int, where: Path) -> list[subprocess.Popen]:
+    """n idle processes, under COMMANDS names (copies of one program: the name is its comm)."""
+    names = []
+    for i in range(COMMANDS):
+        names.append(where / f"idle{i}")
+        shutil.copy(BUILD / "idle", names[-1])
+    procs = []
+    for i in range(n):
+        procs.append(subprocess.Popen([str(names[i % COMMANDS])], env=env_for(HAKMEM), stdout=subprocess.PIPE, text=True))
+    for p in procs:
+        if p.stdout.readline() != "ready\n":
+            raise RuntimeError("an idle process did not start")
+    return procs
+
+
+def scrapes(url: str, interval: float, seconds: float, pid: int) -> dict:
+    """Scrape every `interval` s for `seconds`: hakwatch's CPU (share of one core) over the whole time,
+    the median scrape duration, the body's size and its number of series."""
+    cpu0, t0, took, body = _cpu_seconds(pid), time.monotonic(), [], b""
+    while time.monotonic() - t0 < seconds:
+        s = time.perf_counter()
+        body = urllib.request.urlopen(url, timeout=60).read()
+        took.append(time.perf_counter() - s)
+        time.sleep(max(0.0, interval - (time.perf_counter() - s)))
+    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    return {"interval_s": interval, "cpu": (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0),
+            "scrape_s": statistics.median(took), "bytes": len(body), "series": series, "scrapes": len(took)}
+
+
+def measure(n: int, quick: bool) -> dict:
+    hakwatch = ROOT / ".venv" / "bin" / "hakwatch"
+    with tempfile.TemporaryDirectory() as tmp:
+        say(f"fleet: starting {n} idle processes")
+        procs = start_idle(n, Path(tmp))
+        try:
+            proc, url, ready = _start_hakwatch(hakwatch, 10990, "--max-targets", str(max(1024, 2 * n)))
+            try:
+                time.sleep(2)
+                say("fleet: scraping every 15 s, then every 1 s")
+                slow = scrapes(url, 15.0, 30 if quick else 60, proc.pid)
+                fast = scrapes(url, 1.0, 10 if quick else 30, proc.pid)
+                return {"processes": n, "commands": COMMANDS, "ready_s": ready, "rss_kib": _rss_kib(proc.pid),
+                        "modes": {"per pid": {"15s": slow, "1s": fast}}}
+            finally:
+                proc.terminate()
+                proc.wait(20)
+        finally:
+            for p in procs:
+                p.kill()
+            for p in procs:
+                p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--processes", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="shorter scrape windows")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json and RESULTS.md")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/fleet.py: needs root (hakwatch loads BPF programs)")
+    subprocess.run(["make", "-s", "-C", str(ROOT / "libhakmem")], check=True)
+    subprocess.run(["gcc", "-O2", "-o", str(BUILD / "idle"), str(BENCH / "programs" / "idle.c")], check=True)
+    res = measure(args.processes, args.quick)
+    res["argv"] = " ".join(sys.argv[1:])
+    print(json.dumps(res, indent=1))
+    if not args.no_write:
+        from report import write_markdown
+        path = BENCH / "results.json"
+        results = json.loads(path.read_text())
+        results["fleet"] = res
+        path.write_text(json.dumps(results, indent=1, default=str))
+        write_markdown(results, BENCH / "RESULTS.md", results.get("argv", ""))
+        say("fleet: wrote bench/results.json and bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
