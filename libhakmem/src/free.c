@@ -7,7 +7,7 @@
  *   ss_remote  another thread's (or an abandoned) slab: one CAS onto the slab's remote list;
  *   large      a block with its own mapping.
  * Before any route, two checks (DESIGN.md, "Heap misuse"): the pointer starts a block of its page's
- * class (one multiply), and the block does not carry the free key (one compare): what fails either
+ * class (one multiply), and the block does not carry its free mark (one compare): what fails either
  * goes out of line to be confirmed and reported. That the block was handed out (carved) is checked by
  * ss_local, and for ss_remote by the owner when it drains the remote list.
  */
