@@ -1,6 +1,6 @@
 /*
  * malloc and friends. The fast path is a table lookup for the class, a pop from the thread cache (the
- * link decoded, the block's free key cleared) and the requested size added up; everything else
+ * link decoded, the block's free mark cleared) and the requested size added up; everything else
  * (first use of the thread, refills, large blocks) is out of line. Blocks handed out per class are
  * counted at the next flush (hak_stats_flush_thread).
  */
