@@ -1,11 +1,12 @@
 """A host with many watched processes: N idle processes under libhakmem (bench/programs/idle.c, started
 under 10 command names, N/10 each), one `hakwatch attach --lib` exporting them, and what that costs:
-a scrape's duration and size, hakwatch's CPU at 15 s and 1 s scrape intervals, its RSS.
+a scrape's duration and size, hakwatch's CPU at 15 s and 1 s scrape intervals, its RSS; with series per
+pid (--group-by pid) and per command (--group-by comm, attach --lib's default).
 
     sudo .venv/bin/python bench/fleet.py               # 1,000 processes; results into bench/results.json and RESULTS.md
     sudo .venv/bin/python bench/fleet.py --processes 200 --no-write
 
-Per-pid series today (issue 13's grouping will add a row per mode). Needs root (hakwatch loads BPF).
+Needs root (hakwatch loads BPF).
 """
 
 import argparse
@@ -61,17 +62,20 @@ def measure(n: int, quick: bool) -> dict:
         say(f"fleet: starting {n} idle processes")
         procs = start_idle(n, Path(tmp))
         try:
-            proc, url, ready = _start_hakwatch(hakwatch, 10990, "--max-targets", str(max(1024, 2 * n)))
-            try:
-                time.sleep(2)
-                say("fleet: scraping every 15 s, then every 1 s")
-                slow = scrapes(url, 15.0, 30 if quick else 60, proc.pid)
-                fast = scrapes(url, 1.0, 10 if quick else 30, proc.pid)
-                return {"processes": n, "commands": COMMANDS, "ready_s": ready, "rss_kib": _rss_kib(proc.pid),
-                        "modes": {"per pid": {"15s": slow, "1s": fast}}}
-            finally:
-                proc.terminate()
-                proc.wait(20)
+            out = {"processes": n, "commands": COMMANDS, "modes": {}}
+            for mode, key in (("per pid", "pid"), ("grouped by comm", "comm")):
+                proc, url, ready = _start_hakwatch(hakwatch, 10990, "--max-targets", str(max(1024, 2 * n)),
+                                                   "--group-by", key)
+                try:
+                    time.sleep(2)
+                    say(f"fleet: {mode}: scraping every 15 s, then every 1 s")
+                    slow = scrapes(url, 15.0, 30 if quick else 60, proc.pid)
+                    fast = scrapes(url, 1.0, 10 if quick else 30, proc.pid)
+                    out["modes"][mode] = {"15s": slow, "1s": fast, "ready_s": ready, "rss_kib": _rss_kib(proc.pid)}
+                finally:
+                    proc.terminate()
+                    proc.wait(20)
+            return out
         finally:
             for p in procs:
                 p.kill()

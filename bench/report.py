@@ -107,15 +107,16 @@ def _fleet(f: dict | None) -> list[str]:
     lines = ["## Many watched processes", "",
              f"Made by `{command}`: {f['processes']} idle processes under "
              f"libhakmem (`bench/programs/idle.c`, {f['commands']} command names), one `hakwatch attach --lib` exporting "
-             f"them (ready to serve in {f['ready_s']:.1f} s, RSS {f['rss_kib'] / 1024:.0f} MiB after the scrapes), "
-             "scraped every 15 s and then every 1 s. CPU is hakwatch's user+system time over each window, as a share "
-             "of one core; a scrape's duration is the median.", "",
-             "| series | scrape interval | hakwatch CPU | one scrape | /metrics size | series |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "them, with series per pid, then per command (`--group-by comm`, attach --lib's default), scraped every "
+             "15 s and then every 1 s. CPU is hakwatch's user+system time over each window, as a share of one core; "
+             "a scrape's duration is the median; RSS is hakwatch's after the scrapes.", "",
+             "| series | scrape interval | hakwatch CPU | one scrape | /metrics size | series | hakwatch RSS | ready in |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for mode, by in f["modes"].items():
-        for r in by.values():
+        for interval in ("15s", "1s"):
+            r = by[interval]
             lines.append(f"| {mode} | {r['interval_s']:.0f} s | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.0f} ms | "
-                         f"{r['bytes'] / 1024 / 1024:.1f} MiB | {r['series']:,} |")
+                         f"{r['bytes'] / 1024:,.0f} KiB | {r['series']:,} | {by['rss_kib'] / 1024:.0f} MiB | {by['ready_s']:.1f} s |")
     return lines + [""]
 
 

@@ -10,6 +10,7 @@ import click
 
 from hakwatch import __version__
 from hakwatch.errors import HakwatchError, friendly
+from hakwatch.groups import KEYS
 
 LISTEN = "127.0.0.1:10464"
 INSTALLED = ""  # --lib given without a path
@@ -66,7 +67,7 @@ def main(ctx, check):
 
 
 def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False, label=None,
-           watch_execs=False, web_config=None):
+           watch_execs=False, web_config=None, group_by="pid"):
     """Load and attach, bind the server; returns (probes, reader, server) not yet serving. `label` is
     the library as the metrics name it (default: `lib`; "" when hakwatch watches several copies)."""
     from hakwatch.bpf import Probes
@@ -83,7 +84,7 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
                     detail_refill="refill" in detail, watch_execs=watch_execs)
     try:
         reader = Reader(probes, retention)
-        server = MetricsServer(listen, HakwatchCollector(reader, lib, label), web)
+        server = MetricsServer(listen, HakwatchCollector(reader, lib, label, group_by), web)
     except BaseException:
         probes.close()
         raise
@@ -97,9 +98,12 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
                    "build, else the installed one).")
 @click.option("--all", "all_copies", is_flag=True,
               help="Watch every process using any copy of libhakmem on this host, containers included, now and later.")
+@click.option("--group-by", type=click.Choice(KEYS), metavar="KEY",
+              help="Series per process (pid) or per group of processes: comm, exe, unit (systemd), cgroup. Default: "
+                   "comm with --lib (a host's programs: a bounded number however many processes), pid otherwise.")
 @_common
 @friendly
-def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user, web_config):
+def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, detail, user, web_config):
     """Attach to running processes and serve /metrics.
 
     With --pid, runs until every watched process has exited (and --retention has passed); with --lib
@@ -125,8 +129,9 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user, 
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     _stop_on_signals()
+    group_by = group_by or ("comm" if lib is not None else "pid")
     if all_copies:
-        return _attach_all(listen, retention, max_targets, detail, user, web_config)
+        return _attach_all(listen, retention, max_targets, detail, user, web_config, group_by)
     if pids:
         running, files = [], set()
         for pid in (check_pid(p) for p in pids):
@@ -142,12 +147,12 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user, 
             raise HakwatchError("those processes map different libhakmem files: run one hakwatch per "
                                 "library, or `hakwatch attach --all`")
         probes, reader, server = _watch(running[0].lasting_path(), listen, retention, max_targets, detail, user,
-                                        label=running[0].path, web_config=web_config)
+                                        label=running[0].path, web_config=web_config, group_by=group_by)
     else:
         if not os.path.isfile(lib):
             raise HakwatchError(f"{lib}: no such file")
         probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True,
-                                        web_config=web_config)
+                                        web_config=web_config, group_by=group_by)
         running = processes_mapping(lib)
     try:
         watched = [m for m in running if probes.watch_running(m, comm_of(m.pid))]
@@ -170,7 +175,7 @@ def attach(pids, lib, all_copies, listen, retention, max_targets, detail, user, 
         probes.close()
 
 
-def _attach_all(listen, retention, max_targets, detail, user, web_config):
+def _attach_all(listen, retention, max_targets, detail, user, web_config, group_by):
     """attach --all. Finding copies that appear later means reading other users' /proc/PID/maps and
     attaching uprobes, which needs root; serving HTTP must not run as root. So this process keeps root,
     stays off the network and only looks for copies, while a child it forks drops to --user and serves
@@ -182,7 +187,8 @@ def _attach_all(listen, retention, max_targets, detail, user, web_config):
     say = lambda line: click.echo(f"hakwatch: {line}", err=True)  # noqa: E731
     first = first_copy() or str(default_library())  # a library to take the probes' layout from
     probes, reader, server = _watch(first, listen, retention, max_targets, detail, user,
-                                    follow_init=True, label="", watch_execs=True, web_config=web_config)
+                                    follow_init=True, label="", watch_execs=True, web_config=web_config,
+                                    group_by=group_by)
     try:
         discovery = Discovery(probes, say)
         discovery.scan()

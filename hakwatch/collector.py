@@ -7,6 +7,7 @@ import time
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from hakwatch import __version__, metrics as m
+from hakwatch.groups import Groups
 from hakwatch.layout import load
 from hakwatch.library import library_version
 from hakwatch.reader import Reader
@@ -30,8 +31,14 @@ def _buckets(hist: list[int], sum_ns: int):
 
 
 class HakwatchCollector:
-    def __init__(self, reader: Reader, library: str | None, label: str | None = None):
+    def __init__(self, reader: Reader, library: str | None, label: str | None = None, group_by: str = "pid"):
+        """`group_by`: "pid" for series per process (labels pid and comm), else a key of hakwatch/groups.py
+        (series per group, labelled by the key; grouped by comm, the label is comm, so the rules and
+        dashboards that sum by pid and comm keep working)."""
         self.reader = reader
+        self.groups = Groups(group_by) if group_by != "pid" else None
+        if self.groups:
+            reader.before_forgetting = self.groups.forget
         self.library = label or library or ""
         self.library_version = library_version(library) if library else ""
         try:
@@ -48,7 +55,7 @@ class HakwatchCollector:
         start = time.perf_counter()
         self.reader.expire()
         targets = self.reader.read()
-        L = ["pid", "comm"]
+        L = [self.groups.by] if self.groups else ["pid", "comm"]
         allocs = CounterMetricFamily(m.ALLOCS, "Blocks handed out, by size class (block size in bytes) or large", labels=L + ["class"])
         frees = CounterMetricFamily(m.FREES, "Blocks freed, by route", labels=L + ["route"])
         refills = CounterMetricFamily(m.REFILLS, "Thread-cache refills, by class and the stage that served them", labels=L + ["class", "stage"])
@@ -62,8 +69,8 @@ class HakwatchCollector:
         sc_bytes = CounterMetricFamily(m.SYSCALL_BYTES, "Bytes covered by those syscalls (length argument; 0 for brk)", labels=L + ["syscall"])
         sc_dur = HistogramMetricFamily(m.SYSCALL_DURATION, "Time from syscall entry to exit", labels=L + ["syscall"])
         faults = CounterMetricFamily(m.PAGE_FAULTS, "Page faults taken in user mode", labels=L)
-        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process, the libhakmem it maps and its control group (container, service)",
-                                 labels=L + ["library", "version", "cgroup"])
+        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process (or group), the libhakmem it maps and its control group "
+                                 "(container, service)", labels=L + ["library", "version"] + ([] if self.groups else ["cgroup"]))
         requested = CounterMetricFamily(m.REQUESTED_BYTES, "Bytes the program asked for (malloc's argument)", labels=L)
         allocated = CounterMetricFamily(m.ALLOCATED_BYTES, "Bytes handed out: class sizes, large blocks' mappings", labels=L)
         live = GaugeMetricFamily(m.LIVE_BYTES, "Bytes handed out and not freed, by size class or large (classes with live blocks only)", labels=L + ["class"])
@@ -72,9 +79,13 @@ class HakwatchCollector:
         resident_est = GaugeMetricFamily(m.RESIDENT_ESTIMATE, "The allocator's estimate of its resident bytes (pages written and not purged)", labels=L)
         rss = GaugeMetricFamily(m.PROCESS_RESIDENT, "The process's resident bytes by kind, from /proc/PID/status", labels=L + ["kind"])
         refill_dur = HistogramMetricFamily(m.REFILL_DURATION, "Refill duration (--detail refill only)", labels=L + ["class", "stage"])
-        for pid, t in sorted(targets.items()):
-            lv = [str(pid), t.comm]
-            info.add_metric(lv + [self.library, self.library_version, t.cgroup], 1)
+        rows = self.groups.fold(targets) if self.groups else targets
+        members = GaugeMetricFamily(m.GROUP_PROCESSES, "Processes of the group alive now (--group-by)", labels=L)
+        for name, t in sorted(rows.items()):
+            lv = [str(name)] if self.groups else [str(name), t.comm]
+            if self.groups:
+                members.add_metric(lv, t.members)
+            info.add_metric(lv + [self.library, self.library_version] + ([] if self.groups else [t.cgroup]), 1)
             if t.memory is not None:
                 mem = t.memory
                 requested.add_metric(lv, mem.requested)
@@ -124,6 +135,8 @@ class HakwatchCollector:
                 refill_dur.add_metric(lv + [str(size), stage], buckets, seconds)
         yield from (allocs, frees, refills, objects, ss_ev, ss, large, heap_errors, sc, sc_bytes, sc_dur, faults, info,
                     requested, allocated, live, layers, mapped, resident_est, rss)
+        if self.groups:
+            yield members
         if any(t.refill_latency for t in targets.values()):
             yield refill_dur
         yield GaugeMetricFamily(m.TARGETS, "Processes watched now (exited ones until --retention ends)", value=len(targets))

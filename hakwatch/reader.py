@@ -42,6 +42,8 @@ class Target:
     refill_latency: dict[tuple[int, str, int], tuple[int, int]] = field(default_factory=dict)  # -> count, sum_ns
     resident: dict[str, int] | None = None  # the kernel's RSS by kind (/proc/PID/status), live processes only
     cgroup: str = ""                        # its control group: the container or service it runs in
+    inits: int = 0                          # images of this pid seen (an exec starts the counts over)
+    members: int = 1                        # processes in it: more when it is a group (hakwatch/groups.py)
 
     @property
     def total_allocs(self) -> int:
@@ -61,6 +63,9 @@ class Reader:
         self.retention_ns = int(retention_s * 1e9)
         self.layout = load()
         self.cgroups: dict[int, str] = {}
+        # Called with the final Targets of the processes expire() is about to forget (hakwatch/groups.py
+        # keeps their counts in their group).
+        self.before_forgetting = None
 
     def dropped(self) -> int:
         return sum(v.value for v in self.probes.table("dropped").values())
@@ -69,7 +74,7 @@ class Reader:
         lay = self.layout
         out: dict[int, Target] = {}
         for k, v in self.probes.table("targets").items():
-            out[k.value] = Target(pid=k.value, comm=_comm(v.comm), exited_ns=v.exited_ns,
+            out[k.value] = Target(pid=k.value, comm=_comm(v.comm), exited_ns=v.exited_ns, inits=v.inits,
                                   frees=dict.fromkeys(lay.routes, 0),
                                   os_calls={n: (0, 0) for n in lay.os_calls})
         counters = self.probes.table("counters")
@@ -132,6 +137,9 @@ class Reader:
         now_ns = now_ns if now_ns is not None else time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         gone = [k.value for k, v in self.probes.table("targets").items()
                 if v.exited_ns and now_ns - v.exited_ns >= self.retention_ns]
+        if gone and self.before_forgetting:
+            final = self.read()
+            self.before_forgetting({pid: final[pid] for pid in gone if pid in final})
         for pid in gone:
             self.delete(pid)
         return gone

@@ -1,7 +1,9 @@
 """attach --pid and attach --lib on real processes; the exposition as Prometheus parses it;
 syscall counts against a program that makes a known number of calls; retention and expiry."""
 
+import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -118,7 +120,7 @@ def test_syscall_counts_are_exact(hakwatch, libhakmem, programs):
 
 
 def test_an_exited_target_is_kept_for_retention_then_goes(hakwatch, libhakmem, programs):
-    h = hakwatch("attach", "--lib", str(libhakmem), "--retention", "3")
+    h = hakwatch("attach", "--lib", str(libhakmem), "--group-by", "pid", "--retention", "3")
     h.ready()
     subprocess.run([programs["churn_threads"], "1", "1", "100"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
                    capture_output=True, check=True)
@@ -150,3 +152,32 @@ def test_probes_of_a_process_are_listed_under_its_own_file_names(libhakmem):
     finally:
         proc.kill()
         proc.wait()
+
+
+
+def test_groups_add_up_to_their_members_hakmem_stats(hakwatch, libhakmem, programs, tmp_path):
+    """attach --lib groups by comm: two programs, three processes each, run and gone (forgotten after a
+    1 s --retention): each group's counters equal the sum of its members' own HAKMEM_STATS, and it has
+    no live member and no memory left."""
+    h = hakwatch("attach", "--lib", str(libhakmem), "--retention", "1")
+    h.ready()
+    again = tmp_path / "bin" / "churn_again"  # the same program under another name: another comm
+    again.parent.mkdir()
+    shutil.copy(programs["churn_threads"], again)
+    for comm, prog in (("churn_threads", programs["churn_threads"]), ("churn_again", again)):
+        (tmp_path / comm).mkdir()
+        env = dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_STATS=str(tmp_path / comm / "%p.json"))
+        for _ in range(3):
+            subprocess.run([str(prog), "2", "2", "300"], env=env, capture_output=True, check=True)
+    time.sleep(3)  # past --retention: the entries are forgotten, their counts stay with their group
+    text = scrape(h.url)
+    assert 'pid="' not in text
+    for comm in ("churn_threads", "churn_again"):
+        stats = [json.loads(p.read_text()) for p in (tmp_path / comm).glob("*.json")]
+        assert len(stats) == 3
+        assert total(text, "hakmem_allocs_total", comm=comm) == sum(sum(s["allocs"].values()) for s in stats)
+        for route in stats[0]["frees"]:
+            assert total(text, "hakmem_frees_total", comm=comm, route=route) == sum(s["frees"][route] for s in stats)
+        assert total(text, "hakmem_requested_bytes_total", comm=comm) == sum(s["bytes"]["requested"] for s in stats)
+        assert total(text, "hakwatch_group_processes", comm=comm) == 0
+        assert total(text, "hakmem_mapped_bytes", comm=comm) == 0

@@ -106,7 +106,7 @@ def stack(tmp_path_factory, libhakmem, programs):
     if os.geteuid() != 0:
         pytest.skip("the end-to-end suite attaches BPF programs: it needs root")
     tmp = tmp_path_factory.mktemp("e2e")
-    h = Hakwatch(["attach", "--lib", str(libhakmem), "--retention", "600"])
+    h = Hakwatch(["attach", "--lib", str(libhakmem), "--group-by", "pid", "--retention", "600"])
     procs = []
     try:
         h.ready()

@@ -56,7 +56,7 @@ def fixture(now_exited=0):
     hist = [0] * lay.hist_slots
     hist[10] = 5  # 5 calls of 1-2 us
     tables = {
-        "targets": Table({42: SimpleNamespace(comm=b"app\0", exited_ns=now_exited)}),
+        "targets": Table({42: SimpleNamespace(comm=b"app\0", exited_ns=now_exited, inits=1)}),
         "counters": Table({42: totals}),
         "syscalls": Table({SyscallKey(pid=42, nr=0): SimpleNamespace(calls=5, bytes=5 << 20, sum_ns=7000, hist=hist)}),
         "faults": Table({42: SimpleNamespace(value=77)}),
