@@ -5,10 +5,13 @@ geometry, and the fields of struct hakmem_counters, from which the ctypes mirror
 
 import ast
 import ctypes as ct
+import math
 import re
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 # Installed (pip install .), the package data; in a checkout, the repository's probes/.
 PROBES_DIR = next(d for d in (Path(__file__).resolve().parent / "probes", Path(__file__).resolve().parent.parent / "probes")
@@ -128,3 +131,17 @@ def counters_ctype(layout: Layout | None = None):
 def totals_ctype(layout: Layout | None = None):
     """struct hakmem_totals: the seq of the last flush included, then the counters."""
     return type("Totals", (ct.Structure,), {"_fields_": [("seq", ct.c_uint64), ("counters", counters_ctype(layout))]})
+
+
+def plain(c, layout: Layout | None = None) -> SimpleNamespace:
+    """A counters block (the ctypes mirror) as plain lists, field by field (two-dimensional fields as
+    lists of rows): a ctypes array costs several times a list per element read, and a scrape reads
+    every field of every process."""
+    lay = layout or load()
+    flat, out, at = array("Q", bytes(c)).tolist(), {}, 0
+    for name, dims in lay.fields:
+        n = math.prod(dims)
+        part = flat[at:at + n]
+        out[name] = [part[r * dims[1]:(r + 1) * dims[1]] for r in range(dims[0])] if len(dims) == 2 else part
+        at += n
+    return SimpleNamespace(**out)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from hakwatch.layers import Memory, memory, routes
-from hakwatch.layout import load
+from hakwatch.layout import load, plain
 from hakwatch.procfs import cgroup_of, resident_memory
 
 READ_ATTEMPTS = 4
@@ -85,7 +85,7 @@ class Reader:
             # A read can race a flush being added (field by field, in BPF): the layers then do not
             # add up to the mapped bytes, which no complete set of flushes breaks. Read it again.
             for _ in range(READ_ATTEMPTS):
-                self._fill(t, totals.counters)
+                self._fill(t, plain(totals.counters, lay))
                 if sum(t.memory.layers.values()) == t.memory.mapped:
                     break
                 try:
