@@ -141,12 +141,32 @@ static inline bool hak_in_carved_part(const struct hak_slab *s, const void *p)
 	return (size_t)((const char *)p - s->start) < (size_t)s->carved * s->bsize;
 }
 
-/* Whether `p` starts a block of slab `s` handed out at least once: in the carved part, at a multiple
- * of the block size (no division: the offset is below 2 MiB, Lemire's test holds). */
+/* The carved blocks of a slab, as checks of "`p` starts one" need them. A walk of a slab's list reads
+ * them once: as far as the compiler knows, the walk's stores to blocks could change the slab. */
+struct hak_carved {
+	const char *start;
+	size_t bytes;
+	uint64_t div;	/* hak_class_div of the slab's class */
+};
+
+static inline struct hak_carved hak_carved_of(const struct hak_slab *s)
+{
+	return (struct hak_carved){s->start, (size_t)s->carved * s->bsize, hak_class_div[s->cls]};
+}
+
+/* In the carved part, at a multiple of the block size (no division: the offset is below 2 MiB, so
+ * Lemire's test holds; an address below the start wraps to a huge offset). */
+static inline bool hak_starts_carved(const struct hak_carved *k, const void *p)
+{
+	size_t in = (const char *)p - k->start;
+	return in < k->bytes && in * k->div < k->div;
+}
+
+/* Whether `p` starts a block of slab `s` handed out at least once. */
 static inline bool hak_in_carved(const struct hak_slab *s, const void *p)
 {
-	uint64_t c = hak_class_div[s->cls];
-	return hak_in_carved_part(s, p) && (size_t)((const char *)p - s->start) * c < c;
+	struct hak_carved k = hak_carved_of(s);
+	return hak_starts_carved(&k, p);
 }
 
 /* The slab of which `p` starts a block handed out at least once, or NULL. Also right for a SuperSlab

@@ -36,24 +36,6 @@ static void list_remove(struct hak_heap *h, struct hak_slab *s)
 	s->list = HAK_LIST_NONE;
 }
 
-/* What a walk of one slab's list checks each decoded link against (a block of the slab handed out
- * before), read once: as far as the compiler knows, the walk's stores to blocks could change them. */
-struct link_bounds {
-	const char *start;
-	size_t carved_bytes;
-	uint64_t div;
-};
-
-static struct link_bounds bounds_of(const struct hak_slab *s)
-{
-	return (struct link_bounds){s->start, (size_t)s->carved * s->bsize, hak_class_div[s->cls]};
-}
-
-static inline bool in_bounds(const struct link_bounds *k, const struct hak_block *b)
-{
-	size_t in = (const char *)b - k->start;
-	return in < k->carved_bytes && in * k->div < k->div;
-}
 
 /* A link that does not decode to a block of its slab: overwritten (a heap overflow, a write after
  * free). Reported; the rest of the list stays where it is, never to be handed out. */
@@ -72,15 +54,15 @@ static unsigned drain_remote(struct hak_slab *s)
 		return 0;
 	/* Remote frees check only what free()'s fast path checks; the carved bound is checked here, by
 	 * the owner, for every block on the list. */
-	struct link_bounds k = bounds_of(s);
-	if (!in_bounds(&k, b)) {
+	struct hak_carved k = hak_carved_of(s);
+	if (!hak_starts_carved(&k, b)) {
 		hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", b, s->bsize);
 		return 0; /* the whole list is leaked */
 	}
 	unsigned n = 1;
 	struct hak_block *last = b, *next;
 	while ((next = hak_link_get(last))) {
-		if (!in_bounds(&k, next)) {
+		if (!hak_starts_carved(&k, next)) {
 			corrupt_link(s, last);
 			break;
 		}
@@ -110,12 +92,12 @@ static unsigned take(struct hak_tcache *tc, unsigned cls, struct hak_slab *s, un
 	/* The first `want` blocks of the free list move to the cache as they are: links do not depend on
 	 * the list they are in, so only the last one is linked anew, to the cache's old head. */
 	struct hak_block *head = tc->head[cls], *b = s->free, *last = NULL;
-	struct link_bounds k = bounds_of(s);
+	struct hak_carved k = hak_carved_of(s);
 	if (b) {
 		struct hak_block *first = b;
 		while (n < want && b) {
 			struct hak_block *next = hak_link_get(b);
-			if (next && !in_bounds(&k, next)) {
+			if (next && !hak_starts_carved(&k, next)) {
 				corrupt_link(s, b);
 				next = NULL;
 			}
