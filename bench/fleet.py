@@ -1,7 +1,8 @@
-"""A host with many watched processes: N idle processes under libhakmem (bench/programs/idle.c, started
+"""A host with many watched processes: N processes under libhakmem (bench/programs/idle.c, started
 under 10 command names, N/10 each), one `hakwatch attach --lib` exporting them, and what that costs:
 a scrape's duration and size, hakwatch's CPU at 15 s and 1 s scrape intervals, its RSS; with series per
-pid (--group-by pid) and per command (--group-by comm, attach --lib's default).
+pid (--group-by pid) and per command (--group-by comm, attach --lib's default); the processes idle,
+then busy (each allocating every second, so that every counters block changes between two scrapes).
 
     sudo .venv/bin/python bench/fleet.py               # 1,000 processes; results into bench/results.json and RESULTS.md
     sudo .venv/bin/python bench/fleet.py --processes 200 --no-write
@@ -27,15 +28,18 @@ from workloads import BENCH, BUILD, HAKMEM, ROOT, env_for, say
 COMMANDS = 10
 
 
-def start_idle(n: int, where: Path) -> list[subprocess.Popen]:
-    """n idle processes, under COMMANDS names (copies of one program: the name is its comm)."""
+BUSY_MS = 1000
+
+
+def start_idle(n: int, where: Path, busy: bool = False) -> list[subprocess.Popen]:
+    """n processes, idle or busy, under COMMANDS names (copies of one program: the name is its comm)."""
     names = []
     for i in range(COMMANDS):
         names.append(where / f"idle{i}")
         shutil.copy(BUILD / "idle", names[-1])
     procs = []
     for i in range(n):
-        procs.append(subprocess.Popen([str(names[i % COMMANDS])], env=env_for(HAKMEM), stdout=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen([str(names[i % COMMANDS])] + ([str(BUSY_MS)] if busy else []), env=env_for(HAKMEM), stdout=subprocess.PIPE, text=True))
     for p in procs:
         if p.stdout.readline() != "ready\n":
             raise RuntimeError("an idle process did not start")
@@ -58,29 +62,31 @@ def scrapes(url: str, interval: float, seconds: float, pid: int) -> dict:
 
 def measure(n: int, quick: bool) -> dict:
     hakwatch = ROOT / ".venv" / "bin" / "hakwatch"
-    with tempfile.TemporaryDirectory() as tmp:
-        say(f"fleet: starting {n} idle processes")
-        procs = start_idle(n, Path(tmp))
-        try:
-            out = {"processes": n, "commands": COMMANDS, "modes": {}}
-            for mode, key in (("per pid", "pid"), ("grouped by comm", "comm")):
-                proc, url, ready = _start_hakwatch(hakwatch, 10990, "--max-targets", str(max(1024, 2 * n)),
-                                                   "--group-by", key)
-                try:
-                    time.sleep(2)
-                    say(f"fleet: {mode}: scraping every 15 s, then every 1 s")
-                    slow = scrapes(url, 15.0, 30 if quick else 60, proc.pid)
-                    fast = scrapes(url, 1.0, 10 if quick else 30, proc.pid)
-                    out["modes"][mode] = {"15s": slow, "1s": fast, "ready_s": ready, "rss_kib": _rss_kib(proc.pid)}
-                finally:
-                    proc.terminate()
-                    proc.wait(20)
-            return out
-        finally:
-            for p in procs:
-                p.kill()
-            for p in procs:
-                p.wait()
+    out = {"processes": n, "commands": COMMANDS, "busy_ms": BUSY_MS, "modes": {}}
+    for activity in ("idle", "busy"):
+        with tempfile.TemporaryDirectory() as tmp:
+            say(f"fleet: starting {n} {activity} processes")
+            procs = start_idle(n, Path(tmp), busy=activity == "busy")
+            try:
+                for mode, key in (("per pid", "pid"), ("grouped by comm", "comm")):
+                    proc, url, ready = _start_hakwatch(hakwatch, 10990, "--max-targets", str(max(1024, 2 * n)),
+                                                       "--group-by", key)
+                    try:
+                        time.sleep(2)
+                        say(f"fleet: {activity}, {mode}: scraping every 15 s, then every 1 s")
+                        slow = scrapes(url, 15.0, 30 if quick else 60, proc.pid)
+                        fast = scrapes(url, 1.0, 10 if quick else 30, proc.pid)
+                        out["modes"][f"{mode}, {activity}"] = {"15s": slow, "1s": fast, "ready_s": ready,
+                                                               "rss_kib": _rss_kib(proc.pid)}
+                    finally:
+                        proc.terminate()
+                        proc.wait(20)
+            finally:
+                for p in procs:
+                    p.kill()
+                for p in procs:
+                    p.wait()
+    return out
 
 
 def main():

@@ -105,10 +105,12 @@ def _fleet(f: dict | None) -> list[str]:
         return []
     command = f"sudo .venv/bin/python bench/fleet.py {f['argv']}".rstrip()
     lines = ["## Many watched processes", "",
-             f"Made by `{command}`: {f['processes']} idle processes under "
+             f"Made by `{command}`: {f['processes']} processes under "
              f"libhakmem (`bench/programs/idle.c`, {f['commands']} command names), one `hakwatch attach --lib` exporting "
              "them, with series per pid, then per command (`--group-by comm`, attach --lib's default), scraped every "
-             "15 s and then every 1 s. CPU is hakwatch's user+system time over each window, as a share of one core; "
+             "15 s and then every 1 s; the processes idle, then busy (each allocating every "
+             f"{f.get('busy_ms', 1000)} ms, so that every process's counters change between two scrapes). "
+             "CPU is hakwatch's user+system time over each window, as a share of one core; "
              "a scrape's duration is the median; RSS is hakwatch's after the scrapes.", "",
              "| series | scrape interval | hakwatch CPU | one scrape | /metrics size | series | hakwatch RSS | ready in |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -54,7 +54,12 @@ class HakwatchCollector:
     def collect(self):
         start = time.perf_counter()
         self.reader.expire()
-        targets = self.reader.read()
+        if self.groups:
+            raws = self.reader.read_raw()
+            watched, rows = len(raws), self.groups.fold(raws)
+        else:
+            rows = self.reader.read()
+            watched = len(rows)
         L = [self.groups.by] if self.groups else ["pid", "comm"]
         allocs = CounterMetricFamily(m.ALLOCS, "Blocks handed out, by size class (block size in bytes) or large", labels=L + ["class"])
         frees = CounterMetricFamily(m.FREES, "Blocks freed, by route", labels=L + ["route"])
@@ -79,7 +84,6 @@ class HakwatchCollector:
         resident_est = GaugeMetricFamily(m.RESIDENT_ESTIMATE, "The allocator's estimate of its resident bytes (pages written and not purged)", labels=L)
         rss = GaugeMetricFamily(m.PROCESS_RESIDENT, "The process's resident bytes by kind, from /proc/PID/status", labels=L + ["kind"])
         refill_dur = HistogramMetricFamily(m.REFILL_DURATION, "Refill duration (--detail refill only)", labels=L + ["class", "stage"])
-        rows = self.groups.fold(targets) if self.groups else targets
         members = GaugeMetricFamily(m.GROUP_PROCESSES, "Processes of the group alive now (--group-by)", labels=L)
         for name, t in sorted(rows.items()):
             lv = [str(name)] if self.groups else [str(name), t.comm]
@@ -137,9 +141,9 @@ class HakwatchCollector:
                     requested, allocated, live, layers, mapped, resident_est, rss)
         if self.groups:
             yield members
-        if any(t.refill_latency for t in targets.values()):
+        if any(t.refill_latency for t in rows.values()):
             yield refill_dur
-        yield GaugeMetricFamily(m.TARGETS, "Processes watched now (exited ones until --retention ends)", value=len(targets))
+        yield GaugeMetricFamily(m.TARGETS, "Processes watched now (exited ones until --retention ends)", value=watched)
         yield CounterMetricFamily(m.TARGETS_DROPPED, "Processes not watched because --max-targets was reached", value=self.reader.dropped())
         build = GaugeMetricFamily(m.BUILD_INFO, "hakwatch build", labels=list(self.build))
         build.add_metric(list(self.build.values()), 1)

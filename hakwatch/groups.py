@@ -6,66 +6,57 @@ disappears (its entries expired after --retention) or execs (a new image counts 
 `inits` moves on) leaves its last counts to the group. Kernel-view counters (syscalls, page faults,
 refill latency) are per pid across an exec, so a member that execs starts from what its pid had then.
 Gauges (the memory layers, live bytes, RSS) are the sum over the members alive now.
+
+The sums are kept, not redone: each scrape adds what changed in each member since the last (nothing
+for an idle process, whose counters block the Reader hands over as the very same list).
 """
 
 import os
 import re
 import threading
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, replace
+from operator import add, sub
 
-from hakwatch.layers import Memory
-from hakwatch.reader import Target
+from hakwatch.layers import memory
+from hakwatch.layout import load, plain, words
+from hakwatch.reader import Raw, Target, kernel_width, target_of
 
 KEYS = ("pid", "comm", "exe", "unit", "cgroup")
-# What an exec does not start over: the kernel's view of the pid.
-KERNEL_VIEW = ("syscalls", "page_faults", "refill_latency")
-COUNTERS = ("allocs", "frees", "refills", "refill_objects", "os_calls", "superslab_events", "large_events",
-            "heap_errors") + KERNEL_VIEW
 UNIT = re.compile(r"([^/]+\.(?:service|scope))(?:/|$)")
 
 
-def add(a, b, sign: int = 1):
-    """a + sign * b over the shapes a Target's counts take: numbers, lists, tuples, dicts, dataclasses."""
-    if b is None:
-        return a
-    if a is None:
-        return add(_zero(b), b, sign)
-    if isinstance(a, (int, float)):
-        return a + sign * b
-    if isinstance(a, (list, tuple)):
-        return type(a)(add(x, y, sign) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return {k: add(a.get(k), b.get(k), sign) for k in a.keys() | b.keys()}
-    if is_dataclass(a):
-        return type(a)(**{f.name: add(getattr(a, f.name), getattr(b, f.name), sign) for f in fields(a)})
-    raise TypeError(f"cannot add {type(a).__name__}")
+def _plus(a: list[int], b: list[int]) -> list[int]:
+    return list(map(add, a, b))
 
 
-def _zero(x):
-    return add(x, x, -1)
+def _minus(a: list[int], b: list[int]) -> list[int]:
+    return list(map(sub, a, b))
 
 
-def _counters(t: Target) -> dict:
-    c = {name: getattr(t, name) for name in COUNTERS}
-    m = t.memory
-    c["bytes"] = (m.requested, m.allocated) if m else (0, 0)
-    return c
-
-
-def _gauges(t: Target) -> dict:
-    m = t.memory
-    if m is None or t.exited_ns:
-        return {}
-    return {"live_bytes": m.live_bytes, "layers": m.layers, "mapped": m.mapped,
-            "resident_estimate": m.resident_estimate, "superslabs": m.superslabs, "resident": t.resident or {}}
+def _latency_plus(a: dict, b: dict, sign: int = 1) -> dict:
+    out = dict(a)
+    for k, (n, ns) in b.items():
+        n0, ns0 = out.get(k, (0, 0))
+        out[k] = (n0 + sign * n, ns0 + sign * ns)
+    return out
 
 
 @dataclass
 class Member:
     key: str
     inits: int
-    counts: dict        # its counters at the last scrape, less `base`
-    base: dict          # the kernel-view counters its pid had before this image
+    alive: bool
+    counters: list[int]   # this image's counters, as last added to its group
+    kernel: list[int]     # its pid's kernel view, as last added to its group
+    latency: dict         # its pid's refill latency, likewise
+
+
+@dataclass
+class Group:
+    counters: list[int]   # every member's last counters, members gone included
+    live: list[int]       # the counters of the members alive now: the gauges derive from them
+    kernel: list[int]
+    latency: dict
 
 
 class Groups:
@@ -73,87 +64,100 @@ class Groups:
         if by not in KEYS[1:]:
             raise ValueError(f"cannot group by {by!r}")
         self.by = by
+        self.zero_counters = [0] * words()
+        self.zero_kernel = [0] * (len(load().syscalls) * kernel_width() + 1)
         self.members: dict[int, Member] = {}
-        self.departed: dict[str, dict] = {}   # key -> counters left by members gone
-        self.exes: dict[tuple[int, int], str] = {}
+        self.groups: dict[str, Group] = {}
         self.lock = threading.Lock()  # scrapes and the expiry of exited processes come from two threads
         # (pid, inits) forgotten: a scrape that read the maps just before must not bring them back
         self.forgotten: set[tuple[int, int]] = set()
 
-    def key(self, t: Target) -> str:
+    def key(self, r: Raw) -> str:
+        """Its group, decided when an image is first seen (a process renaming itself stays where it was)."""
         if self.by == "comm":
-            return t.comm
+            return r.comm
         if self.by == "cgroup":
-            return t.cgroup
+            return r.cgroup
         if self.by == "unit":
-            units = UNIT.findall(t.cgroup)
+            units = UNIT.findall(r.cgroup)
             return units[-1] if units else ""
-        exe = self.exes.get((t.pid, t.inits))
-        if exe is None:
-            try:
-                exe = os.readlink(f"/proc/{t.pid}/exe")
-            except OSError:  # gone, or a kernel thread: its comm says what it was
-                exe = t.comm
-            self.exes[(t.pid, t.inits)] = exe
-        return exe
+        try:
+            return os.readlink(f"/proc/{r.pid}/exe")
+        except OSError:  # gone, or a kernel thread: its comm says what it was
+            return r.comm
 
-    def _leave(self, pid: int, m: Member):
-        self.departed[m.key] = add(self.departed.get(m.key), m.counts)
-        self.exes.pop((pid, m.inits), None)
-
-    def forget(self, final: dict[int, Target]):
+    def forget(self, final: dict[int, Raw]):
         """Processes about to be forgotten (Reader.before_forgetting): their last counts go to their groups."""
         with self.lock:
             self._see(final)
-            for pid, t in final.items():
-                self._leave(pid, self.members.pop(pid))
-                self.forgotten.add((pid, t.inits))
+            for pid, r in final.items():
+                self._leave(pid)
+                self.forgotten.add((pid, r.inits))
 
-    def fold(self, targets: dict[int, Target]) -> dict[str, Target]:
-        """The targets read this scrape -> one Target per group, keyed by the group's name."""
+    def fold(self, raws: dict[int, Raw]) -> dict[str, Target]:
+        """The processes read this scrape -> one Target per group, keyed by the group's name."""
         with self.lock:
-            self.forgotten &= {(pid, t.inits) for pid, t in targets.items()}
-            targets = {pid: t for pid, t in targets.items() if (pid, t.inits) not in self.forgotten}
-            gauges = self._see(targets)
-            # Forgotten without a word (an entry deleted some other way): their last counts seen.
-            for pid in self.members.keys() - targets.keys():
-                self._leave(pid, self.members.pop(pid))
-            counts, members = dict(self.departed), {}
-            for m in self.members.values():
-                counts[m.key] = add(counts.get(m.key), m.counts)
-                members[m.key] = members.get(m.key, 0) + 1
-        return {key: self._target(key, c, gauges.get(key) or {}, members.get(key, 0)) for key, c in counts.items()}
+            self.forgotten &= {(pid, r.inits) for pid, r in raws.items()}
+            raws = {pid: r for pid, r in raws.items() if (pid, r.inits) not in self.forgotten}
+            self._see(raws)
+            # Forgotten without a word (an entry deleted some other way): their last counts seen stay.
+            for pid in self.members.keys() - raws.keys():
+                self._leave(pid)
+            alive: dict[str, int] = dict.fromkeys(self.groups, 0)
+            resident: dict[str, dict[str, int]] = {}
+            for pid, r in raws.items():
+                m = self.members[pid]
+                if m.alive:
+                    alive[m.key] += 1
+                    if r.resident:
+                        rss = resident.setdefault(m.key, dict.fromkeys(r.resident, 0))
+                        for kind, n in r.resident.items():
+                            rss[kind] += n
+            return {key: self._target(key, g, alive[key], resident.get(key)) for key, g in self.groups.items()}
 
-    def _see(self, targets: dict[int, Target]) -> dict[str, dict]:
-        """Update the members from `targets`; returns the gauges of the living, summed by group."""
-        gauges: dict[str, dict] = {}
-        for pid, t in targets.items():
+    def _see(self, raws: dict[int, Raw]):
+        """Add to each member's group what changed in it since it was last seen."""
+        for pid, r in raws.items():
             m = self.members.get(pid)
-            if m is not None and m.inits != t.inits:  # exec: the old image's counts stay with its group
-                self._leave(pid, m)
-                base = {name: add(m.base.get(name), m.counts[name]) for name in KERNEL_VIEW}
-                m = None
-            else:
-                base = m.base if m else {}
-            key = self.key(t)
-            counts = _counters(t)
-            for name in KERNEL_VIEW:
-                counts[name] = add(counts[name], base.get(name), -1)
-            self.members[pid] = Member(key, t.inits, counts, base)
-            gauges[key] = add(gauges.get(key), _gauges(t))
-        return gauges
+            if m is not None and m.inits != r.inits:  # exec: the old image's counts stay with its group
+                self._leave(pid)
+                m = Member(self.key(r), r.inits, True, self.zero_counters, m.kernel, m.latency)
+            elif m is None:
+                m = Member(self.key(r), r.inits, True, self.zero_counters, self.zero_kernel, {})
+            self.members[pid] = m
+            g = self.groups.get(m.key)
+            if g is None:
+                g = self.groups[m.key] = Group(self.zero_counters, self.zero_counters, self.zero_kernel, {})
+            counters = r.counters or self.zero_counters
+            if counters is not m.counters and counters != m.counters:
+                change = _minus(counters, m.counters)
+                g.counters = _plus(g.counters, change)
+                if m.alive:
+                    g.live = _plus(g.live, change)
+                m.counters = counters
+            kernel = r.kernel or self.zero_kernel
+            if kernel != m.kernel:
+                g.kernel = _plus(g.kernel, _minus(kernel, m.kernel))
+                m.kernel = kernel
+            if r.refill_latency != m.latency:
+                g.latency = _latency_plus(_latency_plus(g.latency, r.refill_latency), m.latency, -1)
+                m.latency = r.refill_latency
+            if m.alive and r.exited_ns:
+                g.live = _minus(g.live, m.counters)
+                m.alive = False
 
-    @staticmethod
-    def _target(key: str, c: dict, g: dict, members: int) -> Target:
-        t = Target(pid=0, comm=key)
-        for name in COUNTERS:
-            setattr(t, name, {k: v for k, v in c[name].items() if v} if name in ("allocs", "refills", "refill_objects")
-                    else c[name])
-        requested, allocated = c["bytes"]
-        t.memory = Memory(live_bytes={k: v for k, v in g.get("live_bytes", {}).items() if v},
-                          layers=g.get("layers") or {}, mapped=g.get("mapped", 0),
-                          resident_estimate=g.get("resident_estimate", 0), superslabs=g.get("superslabs") or {},
-                          requested=requested, allocated=allocated)
-        t.resident = g.get("resident") or None
+    def _leave(self, pid: int):
+        """The member goes; what it counted stays in its group's counters."""
+        m = self.members.pop(pid)
+        if m.alive:
+            g = self.groups[m.key]
+            g.live = _minus(g.live, m.counters)
+
+    def _target(self, key: str, g: Group, members: int, resident: dict | None) -> Target:
+        t = target_of(Raw(pid=0, comm=key, counters=g.counters, kernel=g.kernel,
+                          refill_latency={k: v for k, v in g.latency.items() if v[0]}))
+        total = t.memory
+        t.memory = replace(memory(load(), plain(g.live)), requested=total.requested, allocated=total.allocated)
+        t.resident = resident
         t.members = members
         return t

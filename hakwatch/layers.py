@@ -4,8 +4,10 @@ arithmetic as libhakmem/src/layers.c; the tests hold the two equal (HAKMEM_STATS
 `hakwatch run --summary`)."""
 
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter, mul
 
-from hakwatch.layout import Layout
+from hakwatch.layout import Layout, plain, words
 
 LARGE = "large"
 
@@ -73,3 +75,25 @@ def memory(lay: Layout, c) -> Memory:
         requested=b["requested"],
         allocated=allocated_small + b["large_alloc"],
     )
+
+
+@lru_cache(maxsize=None)
+def _imbalance(lay: Layout) -> tuple[itemgetter, tuple[int, ...]]:
+    """The layers' sum less the mapped bytes, as the linear function of the counters' words it is (every
+    layer is one): the words it reads and their factors, found by evaluating it on each word alone."""
+    n, where, factors = words(lay), [], []
+    for i in range(n):
+        unit = [0] * n
+        unit[i] = 1
+        m = memory(lay, plain(unit, lay))
+        if d := sum(m.layers.values()) - m.mapped:
+            where.append(i)
+            factors.append(d)
+    return itemgetter(*where), tuple(factors)
+
+
+def balanced(lay: Layout, words_: list[int]) -> bool:
+    """The memory layers add up to the mapped bytes, as every complete set of flushes does: false for a
+    read that raced a flush being added to the map field by field."""
+    pick, factors = _imbalance(lay)
+    return sum(map(mul, pick(words_), factors)) == 0

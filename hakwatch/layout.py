@@ -133,15 +133,25 @@ def totals_ctype(layout: Layout | None = None):
     return type("Totals", (ct.Structure,), {"_fields_": [("seq", ct.c_uint64), ("counters", counters_ctype(layout))]})
 
 
-def plain(c, layout: Layout | None = None) -> SimpleNamespace:
-    """A counters block (the ctypes mirror) as plain lists, field by field (two-dimensional fields as
-    lists of rows): a ctypes array costs several times a list per element read, and a scrape reads
-    every field of every process."""
+def words(layout: Layout | None = None) -> int:
+    """The u64 words of struct hakmem_counters."""
+    return sum(math.prod(dims) for _, dims in (layout or load()).fields)
+
+
+def flat(c) -> list[int]:
+    """A counters block (the ctypes mirror) as one list of its words, field after field: cheap to
+    compare and to add (hakwatch/groups.py sums blocks word by word)."""
+    return array("Q", bytes(c)).tolist()
+
+
+def plain(words_: list[int], layout: Layout | None = None) -> SimpleNamespace:
+    """A flat counters block as plain lists, field by field (two-dimensional fields as lists of rows):
+    a ctypes array costs several times a list per element read, and a scrape reads every field."""
     lay = layout or load()
-    flat, out, at = array("Q", bytes(c)).tolist(), {}, 0
+    out, at = {}, 0
     for name, dims in lay.fields:
         n = math.prod(dims)
-        part = flat[at:at + n]
+        part = words_[at:at + n]
         out[name] = [part[r * dims[1]:(r + 1) * dims[1]] for r in range(dims[0])] if len(dims) == 2 else part
         at += n
     return SimpleNamespace(**out)

@@ -2,14 +2,14 @@
 enough ago.
 
 One `read()` walks every map once (and reads each live target's /proc/PID/status); the collector,
-`run --summary`, `snapshot` and `top` all use it.
+`run --summary`, `snapshot` and `top` all use it. `read_raw()` stops at flat lists, for groups.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from hakwatch.layers import Memory, memory, routes
-from hakwatch.layout import load, plain
+from hakwatch.layers import Memory, balanced, memory, routes
+from hakwatch.layout import flat, load, plain
 from hakwatch.procfs import cgroup_of, resident_memory
 
 READ_ATTEMPTS = 4
@@ -57,13 +57,77 @@ def _comm(raw) -> str:
     return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
 
 
+@dataclass
+class Raw:
+    """A process as the maps hold it, in flat lists: cheap to compare and to add (a group sums its
+    members' word by word, hakwatch/groups.py)."""
+    pid: int
+    comm: str
+    exited_ns: int = 0
+    inits: int = 0
+    counters: list[int] | None = None   # struct hakmem_counters' words; None before the first flush
+    kernel: list[int] = field(default_factory=list)  # per syscall: calls, bytes, sum_ns, hist; then page faults
+    refill_latency: dict[tuple[int, str, int], tuple[int, int]] = field(default_factory=dict)
+    resident: dict[str, int] | None = None
+    cgroup: str = ""
+
+
+def kernel_width() -> int:
+    """Words of Raw.kernel per syscall."""
+    return 3 + load().hist_slots
+
+
+def target_of(r: Raw) -> Target:
+    lay, w = load(), kernel_width()
+    t = Target(pid=r.pid, comm=r.comm, exited_ns=r.exited_ns, inits=r.inits, refill_latency=r.refill_latency,
+               resident=r.resident, cgroup=r.cgroup, frees=dict.fromkeys(lay.routes, 0),
+               os_calls={n: (0, 0) for n in lay.os_calls})
+    if r.counters is not None:
+        _fill(t, plain(r.counters, lay))
+    if r.kernel:
+        for i, name in enumerate(lay.syscalls):
+            calls, nbytes, sum_ns, *hist = r.kernel[i * w:(i + 1) * w]
+            if calls:
+                t.syscalls[name] = SyscallTotals(calls, nbytes, sum_ns, hist)
+        t.page_faults = r.kernel[-1]
+    return t
+
+
+def _fill(t: Target, c):
+    lay = load()
+    for i, size in enumerate(lay.class_sizes):
+        if c.allocs[i]:
+            t.allocs[str(size)] = c.allocs[i]
+        row = c.refills[i]
+        if any(row):
+            t.refills[size] = dict(zip(lay.stages, row))
+        if c.refill_objects[i]:
+            t.refill_objects[size] = c.refill_objects[i]
+    if c.allocs[len(lay.class_sizes)]:
+        t.allocs["large"] = c.allocs[len(lay.class_sizes)]
+    t.frees = routes(lay, c)
+    t.os_calls = {n: (c.os_calls[i], c.os_bytes[i]) for i, n in enumerate(lay.os_calls)}
+    t.superslab_events = dict(zip(lay.ss_events, c.ss_events))
+    t.large_events = dict(zip(lay.large_events, c.large_events))
+    t.heap_errors = dict(zip(lay.heap_errors, c.heap_errors))
+    t.memory = memory(lay, c)
+
+
 class Reader:
     def __init__(self, probes, retention_s: float = 60.0):
         self.probes = probes
         self.retention_ns = int(retention_s * 1e9)
+        # Exits are looked for this often: a process is forgotten between --retention and 1.25 times it
+        # after its exit, and a host's thousand watched processes are not walked every second.
+        self.expiry_period_ns = self.retention_ns // 4
+        self.next_expiry_ns = 0
         self.layout = load()
         self.cgroups: dict[int, str] = {}
-        # Called with the final Targets of the processes expire() is about to forget (hakwatch/groups.py
+        # Each process's last counters block, raw and as words: an unchanged block (an idle process)
+        # is neither converted nor checked again, and a group sees it is the same list.
+        self.blocks: dict[int, tuple[bytes, list[int]]] = {}
+        self.targets: dict[int, tuple] = {}  # pid -> the words, kernel view and Target last built from them
+        # Called with the final Raws of the processes expire() is about to forget (hakwatch/groups.py
         # keeps their counts in their group).
         self.before_forgetting = None
 
@@ -71,91 +135,99 @@ class Reader:
         return sum(v.value for v in self.probes.table("dropped").values())
 
     def read(self) -> dict[int, Target]:
-        lay = self.layout
-        out: dict[int, Target] = {}
-        for k, v in self.probes.table("targets").items():
-            out[k.value] = Target(pid=k.value, comm=_comm(v.comm), exited_ns=v.exited_ns, inits=v.inits,
-                                  frees=dict.fromkeys(lay.routes, 0),
-                                  os_calls={n: (0, 0) for n in lay.os_calls})
-        counters = self.probes.table("counters")
-        for k, totals in counters.items():
-            t = out.get(k.value)
-            if t is None:
-                continue
-            # A read can race a flush being added (field by field, in BPF): the layers then do not
-            # add up to the mapped bytes, which no complete set of flushes breaks. Read it again.
-            for _ in range(READ_ATTEMPTS):
-                self._fill(t, plain(totals.counters, lay))
-                if sum(t.memory.layers.values()) == t.memory.mapped:
-                    break
-                try:
-                    totals = counters[k]
-                except KeyError:  # deleted meanwhile (exec, expiry)
-                    break
-        for k, v in self.probes.table("syscalls").items():
-            t = out.get(k.pid)
-            if t is not None and k.nr < len(lay.syscalls):
-                t.syscalls[lay.syscalls[k.nr]] = SyscallTotals(v.calls, v.bytes, v.sum_ns, list(v.hist))
-        for k, v in self.probes.table("faults").items():
-            t = out.get(k.value)
-            if t is not None:
-                t.page_faults = v.value
-        for k, v in self.probes.table("refill_ns").items():
-            t = out.get(k.pid)
-            if t is not None:
-                stage = lay.stages[k.stage] if k.stage < len(lay.stages) else str(k.stage)
-                t.refill_latency[(k.class_size, stage, k.slot)] = (v.count, v.sum_ns)
-        for t in out.values():
-            if not t.exited_ns:
-                t.resident = resident_memory(t.pid)
-            if t.pid not in self.cgroups:  # read once: a process does not change containers
-                self.cgroups[t.pid] = cgroup_of(t.pid)
-            t.cgroup = self.cgroups[t.pid]
+        out = {}
+        for pid, r in self.read_raw().items():
+            last = self.targets.get(pid)
+            if last is not None and last[0] is r.counters and last[1] == (r.kernel, r.refill_latency):
+                # Unchanged counts: the Target built from them, with what the kernel says now.
+                out[pid] = replace(last[2], exited_ns=r.exited_ns, resident=r.resident, cgroup=r.cgroup)
+            else:
+                out[pid] = target_of(r)
+                self.targets[pid] = (r.counters, (r.kernel, r.refill_latency), out[pid])
+        self.targets = {pid: v for pid, v in self.targets.items() if pid in out}
         return out
 
-    def _fill(self, t: Target, c):
+    def read_raw(self) -> dict[int, Raw]:
         lay = self.layout
-        for i, size in enumerate(lay.class_sizes):
-            if c.allocs[i]:
-                t.allocs[str(size)] = c.allocs[i]
-            row = list(c.refills[i])
-            if any(row):
-                t.refills[size] = dict(zip(lay.stages, row))
-            if c.refill_objects[i]:
-                t.refill_objects[size] = c.refill_objects[i]
-        if c.allocs[len(lay.class_sizes)]:
-            t.allocs["large"] = c.allocs[len(lay.class_sizes)]
-        t.frees = routes(lay, c)
-        t.os_calls = {n: (c.os_calls[i], c.os_bytes[i]) for i, n in enumerate(lay.os_calls)}
-        t.superslab_events = dict(zip(lay.ss_events, list(c.ss_events)))
-        t.large_events = dict(zip(lay.large_events, list(c.large_events)))
-        t.heap_errors = dict(zip(lay.heap_errors, list(c.heap_errors)))
-        t.memory = memory(lay, c)
+        out: dict[int, Raw] = {}
+        for k, v in self.probes.table("targets").items():
+            out[k.value] = Raw(pid=k.value, comm=_comm(v.comm), exited_ns=v.exited_ns, inits=v.inits)
+        counters = self.probes.table("counters")
+        for k, totals in counters.items():
+            r = out.get(k.value)
+            if r is not None:
+                r.counters = self._words(k, totals, counters)
+        self.blocks = {pid: b for pid, b in self.blocks.items() if pid in out}
+        w = kernel_width()
+        kernel = {}
+        for k, v in self.probes.table("syscalls").items():
+            if k.pid in out and k.nr < len(lay.syscalls):
+                words_ = kernel.setdefault(k.pid, [0] * (len(lay.syscalls) * w + 1))
+                words_[k.nr * w:(k.nr + 1) * w] = [v.calls, v.bytes, v.sum_ns, *v.hist]
+        for k, v in self.probes.table("faults").items():
+            if k.value in out:
+                kernel.setdefault(k.value, [0] * (len(lay.syscalls) * w + 1))[-1] = v.value
+        for pid, words_ in kernel.items():
+            out[pid].kernel = words_
+        for k, v in self.probes.table("refill_ns").items():
+            r = out.get(k.pid)
+            if r is not None:
+                stage = lay.stages[k.stage] if k.stage < len(lay.stages) else str(k.stage)
+                r.refill_latency[(k.class_size, stage, k.slot)] = (v.count, v.sum_ns)
+        for r in out.values():
+            if not r.exited_ns:
+                r.resident = resident_memory(r.pid)
+            if r.pid not in self.cgroups:  # read once: a process does not change containers
+                self.cgroups[r.pid] = cgroup_of(r.pid)
+            r.cgroup = self.cgroups[r.pid]
+        return out
+
+    def _words(self, key, totals, counters) -> list[int]:
+        """The process's counters block as words. A read can race a flush being added (field by field, in
+        BPF): the layers then do not add up to the mapped bytes, which no complete set of flushes breaks.
+        Read it again."""
+        for _ in range(READ_ATTEMPTS):
+            block = bytes(totals)
+            last = self.blocks.get(key.value)
+            if last is not None and last[0] == block:
+                return last[1]
+            words_ = flat(totals.counters)
+            if balanced(self.layout, words_):
+                break
+            try:
+                totals = counters[key]
+            except KeyError:  # deleted meanwhile (exec, expiry)
+                break
+        self.blocks[key.value] = (block, words_)
+        return words_
 
     def expire(self, now_ns: int | None = None) -> list[int]:
         """Forget targets that exited more than --retention ago: their map entries and so their series."""
         now_ns = now_ns if now_ns is not None else time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        gone = [k.value for k, v in self.probes.table("targets").items()
-                if v.exited_ns and now_ns - v.exited_ns >= self.retention_ns]
-        if gone and self.before_forgetting:
-            final = self.read()
+        if now_ns < self.next_expiry_ns:
+            return []
+        self.next_expiry_ns = now_ns + self.expiry_period_ns
+        gone = {k.value for k, v in self.probes.table("targets").items()
+                if v.exited_ns and now_ns - v.exited_ns >= self.retention_ns}
+        if not gone:
+            return []
+        if self.before_forgetting:
+            final = self.read_raw()
             self.before_forgetting({pid: final[pid] for pid in gone if pid in final})
-        for pid in gone:
-            self.delete(pid)
-        return gone
+        self.delete(gone)
+        return sorted(gone)
 
-    def delete(self, pid: int):
+    def delete(self, pids: set[int]):
         import ctypes as ct
-        self.cgroups.pop(pid, None)
-        for name in ("targets", "counters", "faults"):
+        for pid in pids:
+            self.cgroups.pop(pid, None)
+            self.blocks.pop(pid, None)
+            for name in ("targets", "counters", "faults"):
+                try:
+                    del self.probes.table(name)[ct.c_uint32(pid)]
+                except KeyError:
+                    pass
+        for name in ("syscalls", "refill_ns"):
             table = self.probes.table(name)
-            try:
-                del table[ct.c_uint32(pid)]
-            except KeyError:
-                pass
-        sc = self.probes.table("syscalls")
-        for k in [k for k in sc.keys() if k.pid == pid]:
-            del sc[k]
-        rl = self.probes.table("refill_ns")
-        for k in [k for k in rl.keys() if k.pid == pid]:
-            del rl[k]
+            for k in [k for k in table.keys() if k.pid in pids]:
+                del table[k]
