@@ -97,6 +97,7 @@ def write_markdown(res: dict, path: Path, argv: str):
         lines.append(str(w or "not measured (--no-watch)"))
     lines.append("")
     lines += _fleet(res.get("fleet"))
+    lines += _profiling(res.get("profiling"))
     path.write_text("\n".join(lines))
 
 
@@ -119,6 +120,24 @@ def _fleet(f: dict | None) -> list[str]:
             r = by[interval]
             lines.append(f"| {mode} | {r['interval_s']:.0f} s | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.0f} ms | "
                          f"{r['bytes'] / 1024:,.0f} KiB | {r['series']:,} | {by['rss_kib'] / 1024:.0f} MiB | {by['ready_s']:.1f} s |")
+    return lines + [""]
+
+
+def _profiling(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    command = f"sudo .venv/bin/python bench/profiling.py {p['argv']}".rstrip()
+    lines = ["## The cost of profiling", "",
+             f"Made by `{command}`: each workload under libhakmem while the BPF program of `hakwatch profile` "
+             "is attached to it (allocation samples at the default 2 MiB mean interval, each with its user stack; "
+             "the stacks of SuperSlab, large-block and memory-syscall events; the counters), against the same runs "
+             f"on a copy of the library it does not watch, in {p['reps']} interleaved pairs; the ratio is the median "
+             "of the pairs' ratios. The allocated bytes are the samples' estimate (their weights' sum): over 2 MiB, "
+             "about the number of samples a run took.", "",
+             "| workload | threads | profiled / unprofiled | allocated a run (estimate) |", "| --- | --- | --- | --- |"]
+    for name, by_threads in p["workloads"].items():
+        for threads, r in by_threads.items():
+            lines.append(f"| {name} | {threads} | {r['ratio']:.3f} | {r['sampled_bytes_per_run'] / 2**20:,.0f} MiB |")
     return lines + [""]
 
 

@@ -331,9 +331,11 @@ def run(lib, summary, listen, retention, max_targets, detail, user, web_config, 
 
 from hakwatch.doctor import doctor  # noqa: E402
 from hakwatch.probes_cmd import probes  # noqa: E402
+from hakwatch.profile_cmd import profile  # noqa: E402
 from hakwatch.top import snapshot, top  # noqa: E402
 
 main.add_command(doctor)
 main.add_command(probes)
+main.add_command(profile)
 main.add_command(snapshot)
 main.add_command(top)

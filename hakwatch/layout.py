@@ -35,6 +35,7 @@ class Layout:
     superslab_bytes: int
     superslab_header_bytes: int
     syscalls: tuple[str, ...]        # index = sc_key.nr in the BPF program
+    events: tuple[str, ...]          # enum hakwatch_event before HAKWATCH_EV_SYSCALL (profiles)
     hist_slots: int
     fields: tuple[tuple[str, tuple[int, ...]], ...]  # struct hakmem_counters: (name, dimensions)
 
@@ -108,6 +109,7 @@ def load(counters_h: Path = COUNTERS_H, maps_h: Path = MAPS_H) -> Layout:
         superslab_bytes=int(_define(text, "HAKMEM_SUPERSLAB_BYTES", counters_h)),
         superslab_header_bytes=int(_define(text, "HAKMEM_SUPERSLAB_HEADER_BYTES", counters_h)),
         syscalls=_names(maps, "HAKWATCH_SYSCALL_NAMES", maps_h),
+        events=_names(maps, "HAKWATCH_EVENT_NAMES", maps_h),
         hist_slots=int(_define(maps, "HAKWATCH_HIST_SLOTS", maps_h)),
         fields=_fields(text, symbols),
     )

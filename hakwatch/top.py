@@ -118,11 +118,15 @@ def snapshot(pid, duration, as_json):
 
 def _snapshot(pid_text, duration, as_json):
     pid, probes, reader = _open(pid_text)
-    with probes:
+    try:
         first, t0 = _read(reader, pid), time.monotonic()
         time.sleep(duration)
         last = _read(reader, pid)
         v = view(first, last, time.monotonic() - t0)
+    except BaseException:
+        probes.close()
+        raise
+    probes.close_in_background()
     click.echo(json.dumps(v, indent=1) if as_json else render(v))
 
 

@@ -28,4 +28,8 @@ provider hakmem {
 	probe large_unmap(void *addr, unsigned long bytes);
 	/* heap misuse detected, before the report and the abort: kind (enum hakmem_heap_error), the pointer, its size class in bytes (0 when unknown or large) */
 	probe heap_error(unsigned int kind, void *addr, unsigned long class_size);
+	/* an allocation sample (HAKMEM_SAMPLE_INTERVAL, sampled only while this probe is attached): the address handed out, bytes asked for, bytes it stands for (its weight) */
+	probe sample_alloc(void *addr, unsigned long size, unsigned long weight);
+	/* a sampled block freed: its address, bytes asked for */
+	probe sample_free(void *addr, unsigned long size);
 };

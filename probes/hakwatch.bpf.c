@@ -15,8 +15,13 @@
  * With WATCH_EXECS (attach --all), every exec on the host is noted in `execs`: hakwatch looks at
  * those processes for copies of libhakmem it does not know yet.
  *
- * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, and ARG_<probe>_<n>,
- * the C expression reading a USDT argument from the registers, made from the ELF note's argument spec.
+ * With PROFILE, the user stacks of allocation samples, of the allocator's slow-path events and of
+ * memory syscalls go into `stacks`, and what each did into `sites` (and `live`, the samples not
+ * freed yet): hakwatch's profiles (hakwatch/profiles.py).
+ *
+ * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, PROFILE, and
+ * ARG_<probe>_<n>, the C expression reading a USDT argument from the registers, made from the ELF
+ * note's argument spec.
  */
 #include <uapi/linux/ptrace.h>
 #include <uapi/linux/sched.h>	/* CLONE_THREAD */
@@ -181,6 +186,94 @@ int on_refill(struct pt_regs *ctx)
 	return 0;
 }
 
+/* ---- profiles: who allocates, who holds, who makes the kernel work */
+
+#if PROFILE
+struct site_key {
+	u32 pid;
+	s32 stack;	/* in `stacks`; negative when the stack was lost (the map full) */
+	u32 event;	/* enum hakwatch_event */
+	u32 pad;
+};
+
+struct site_val {
+	u64 count;	/* events; for samples, the objects they stand for */
+	u64 bytes;	/* bytes; for samples, their weights */
+};
+
+struct live_key {
+	u32 pid;
+	u32 pad;
+	u64 addr;
+};
+
+struct live_val {
+	s32 stack;
+	u32 pad;
+	u64 objects;
+	u64 bytes;
+};
+
+BPF_STACK_TRACE(stacks, STACK_ENTRIES);
+BPF_HASH(sites, struct site_key, struct site_val, STACK_ENTRIES);
+BPF_HASH(live, struct live_key, struct live_val, LIVE_SAMPLES);
+
+static inline s32 user_stack(struct pt_regs *ctx)
+{
+	return stacks.get_stackid(ctx, BPF_F_USER_STACK);
+}
+
+static inline void add_site(u32 pid, s32 stack, u32 event, u64 count, u64 bytes)
+{
+	struct site_key k = {.pid = pid, .stack = stack < 0 ? -1 : stack, .event = event};
+	struct site_val zero = {}, *v = sites.lookup_or_try_init(&k, &zero);
+	if (v) {
+		__sync_fetch_and_add(&v->count, count);
+		__sync_fetch_and_add(&v->bytes, bytes);
+	}
+}
+
+/* sample_alloc(addr, size, weight): the sample stands for `weight` bytes, weight/size objects. */
+int on_sample_alloc(struct pt_regs *ctx)
+{
+	u32 pid = current_pid();
+	if (!watched(pid))
+		return 0;
+	u64 size = ARG_sample_alloc_1, weight = ARG_sample_alloc_2;
+	u64 objects = size ? weight / size : 0;
+	s32 stack = user_stack(ctx);
+	add_site(pid, stack, HAKWATCH_EV_SAMPLE, objects, weight);
+	struct live_key k = {.pid = pid, .addr = ARG_sample_alloc_0};
+	struct live_val v = {.stack = stack < 0 ? -1 : stack, .objects = objects, .bytes = weight};
+	live.update(&k, &v); /* a full map leaves it out of the in-use profile */
+	return 0;
+}
+
+int on_sample_free(struct pt_regs *ctx)
+{
+	struct live_key k = {.pid = current_pid(), .addr = ARG_sample_free_0};
+	live.delete(&k);
+	return 0;
+}
+
+/* The allocator's slow-path events (addr, bytes), each with its own function: a USDT probe's
+ * function is attached at that probe's site alone. */
+static inline int slow_event(struct pt_regs *ctx, u32 event, u64 bytes)
+{
+	u32 pid = current_pid();
+	if (watched(pid))
+		add_site(pid, user_stack(ctx), event, 1, bytes);
+	return 0;
+}
+
+int on_ss_map(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS_MAP, ARG_ss_map_1); }
+int on_ss_unmap(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS_UNMAP, ARG_ss_unmap_1); }
+int on_ss_lru_evict(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS_LRU_EVICT, ARG_ss_lru_evict_1); }
+int on_ss_madvise(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS_MADVISE, ARG_ss_madvise_1); }
+int on_large_map(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_LARGE_MAP, ARG_large_map_1); }
+int on_large_unmap(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_LARGE_UNMAP, ARG_large_unmap_1); }
+#endif
+
 /* ---- processes */
 
 TRACEPOINT_PROBE(task, task_newtask)
@@ -227,11 +320,14 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 
 /* ---- memory syscalls of watched processes: count, bytes, enter-to-exit time */
 
-static inline int sys_enter(u32 nr, u64 bytes)
+static inline int sys_enter(void *ctx, u32 nr, u64 bytes)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	if (!watched(id >> 32))
 		return 0;
+#if PROFILE
+	add_site(id >> 32, stacks.get_stackid(ctx, BPF_F_USER_STACK), HAKWATCH_EV_SYSCALL + nr, 1, bytes);
+#endif
 	u32 tid = id;
 	struct inflight f = {.start_ns = bpf_ktime_get_ns(), .bytes = bytes, .nr = nr};
 	inflight.update(&tid, &f);
@@ -263,18 +359,18 @@ static inline int sys_exit(void)
 	return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_mmap) { return sys_enter(HAKWATCH_SC_MMAP, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap) { return sys_enter(args, HAKWATCH_SC_MMAP, args->len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_munmap) { return sys_enter(HAKWATCH_SC_MUNMAP, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_munmap) { return sys_enter(args, HAKWATCH_SC_MUNMAP, args->len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_munmap) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_madvise) { return sys_enter(HAKWATCH_SC_MADVISE, args->len_in); }
+TRACEPOINT_PROBE(syscalls, sys_enter_madvise) { return sys_enter(args, HAKWATCH_SC_MADVISE, args->len_in); }
 TRACEPOINT_PROBE(syscalls, sys_exit_madvise) { return sys_exit(); }
 /* mremap: the new length; brk: no length at all (its argument is an address), so 0 bytes */
-TRACEPOINT_PROBE(syscalls, sys_enter_mremap) { return sys_enter(HAKWATCH_SC_MREMAP, args->new_len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mremap) { return sys_enter(args, HAKWATCH_SC_MREMAP, args->new_len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mremap) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_brk) { return sys_enter(HAKWATCH_SC_BRK, 0); }
+TRACEPOINT_PROBE(syscalls, sys_enter_brk) { return sys_enter(args, HAKWATCH_SC_BRK, 0); }
 TRACEPOINT_PROBE(syscalls, sys_exit_brk) { return sys_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_mincore) { return sys_enter(HAKWATCH_SC_MINCORE, args->len); }
+TRACEPOINT_PROBE(syscalls, sys_enter_mincore) { return sys_enter(args, HAKWATCH_SC_MINCORE, args->len); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mincore) { return sys_exit(); }
 
 /* ---- page faults taken in user mode */

@@ -21,4 +21,18 @@ enum hakwatch_syscall {
 /* Latency histograms: slot i counts 2^i <= nanoseconds < 2^(i+1), 1 ns .. ~9 minutes. */
 #define HAKWATCH_HIST_SLOTS 40
 
+/* What a call site (a user stack) did, in the `sites` map of profiles: an allocation sample, one of
+ * the allocator's slow-path events, or a memory syscall (HAKWATCH_EV_SYSCALL + its index above). */
+enum hakwatch_event {
+	HAKWATCH_EV_SAMPLE,
+	HAKWATCH_EV_SS_MAP,
+	HAKWATCH_EV_SS_UNMAP,
+	HAKWATCH_EV_SS_LRU_EVICT,
+	HAKWATCH_EV_SS_MADVISE,
+	HAKWATCH_EV_LARGE_MAP,
+	HAKWATCH_EV_LARGE_UNMAP,
+	HAKWATCH_EV_SYSCALL
+};
+#define HAKWATCH_EVENT_NAMES "sample", "ss_map", "ss_unmap", "ss_lru_evict", "ss_madvise", "large_map", "large_unmap"
+
 #endif

@@ -1,41 +1,56 @@
 /*
- * malloc and friends. The fast path is a table lookup for the class, a pop from the thread cache (the
- * link decoded, the block's free mark cleared) and the requested size added up; everything else
- * (first use of the thread, refills, large blocks) is out of line. Blocks handed out per class are
- * counted at the next flush (hak_stats_flush_thread).
+ * malloc and friends. The fast path is a table lookup for the class, the requested size counted down
+ * to the next sample (sample.c), and a pop from the thread cache (the link decoded, the block's free
+ * mark cleared); everything else (first use of the thread, refills, samples, large blocks) is out of
+ * line. Blocks handed out per class are counted at the next flush (hak_stats_flush_thread), requested
+ * bytes from the countdown.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* The fast path's pop of `b`, the head of the class's cache. `n` is what the program asked for,
- * counted as requested bytes (a block's class size is derived). */
-static inline __attribute__((always_inline)) void *pop(struct hak_tcache *tc, size_t cls, struct hak_block *b, size_t n)
+/* The fast path's pop of `b`, the head of the class's cache, the cache addressed through %fs (the
+ * same register as the countdown's). */
+static inline __attribute__((always_inline)) void *pop(struct hak_tcache __seg_fs *tc, size_t cls, struct hak_block *b)
 {
 	hak_debug(hak_check_cached_block(b, cls));
 	tc->head[cls] = hak_link_get(b);
 	b->key = 0; /* no longer free: a free() of it is no double free */
 	tc->room[cls]++;
-	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	return b;
+}
+
+/* n bytes counted down to the next sample: a subtract from memory and a jump on its borrow (the
+ * countdown crossed zero). */
+static inline __attribute__((always_inline)) bool count_down(struct hak_tcache __seg_fs *tc, size_t n)
+{
+	asm goto("subq %1, %0\n\tjb %l[due]" : "+m"(tc->sample_left) : "r"(n) : "cc" : due);
+	return true;
+due:
+	return false;
+}
+
+/* An allocation that fails was not asked for: its bytes come off the count again (at the next
+ * settling, wherever the countdown stands). */
+static void *fail(struct hak_tcache *tc, size_t n)
+{
+	tc->sample_left += n;
+	errno = ENOMEM;
+	return NULL;
 }
 
 static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t n)
 {
-	if (unlikely(!tc->heap) && !hak_heap_init(tc)) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (unlikely(!tc->heap) && !hak_heap_init(tc))
+		return fail(tc, n);
 	struct hak_block *b = tc->head[cls];
 	if (!b) {
-		if (!hak_refill(tc, cls)) {
-			errno = ENOMEM;
-			return NULL;
-		}
+		if (!hak_refill(tc, cls))
+			return fail(tc, n);
 		b = tc->head[cls];
 	}
-	pop(tc, cls, b, n);
+	pop(hak_tc_fs(), cls, b);
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
 	else
@@ -43,10 +58,21 @@ static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t
 	return b;
 }
 
+/* A block of class `cls` for n counted bytes. */
 static inline void *alloc_class(struct hak_tcache *tc, unsigned cls, size_t n)
 {
 	struct hak_block *b = tc->head[cls];
-	return likely(b) ? pop(tc, cls, b, n) : alloc_slow(tc, cls, n);
+	return likely(b) ? pop(hak_tc_fs(), cls, b) : alloc_slow(tc, cls, n);
+}
+
+/* The first class whose blocks hold n bytes and, the class size being a multiple of `align`, start
+ * `align`-aligned (slabs start on 4 KiB boundaries); HAK_NUM_CLASSES when none does. */
+static unsigned aligned_class(size_t n, size_t align)
+{
+	unsigned cls = hak_class_of(n);
+	while (cls < HAK_NUM_CLASSES && hak_class_size[cls] % align)
+		cls++;
+	return cls;
 }
 
 /* Before the library is initialised the class tables are all zero and every size looks like class
@@ -57,24 +83,18 @@ static HAK_NOINLINE void *alloc_first(struct hak_tcache *tc, size_t n)
 	return alloc_class(tc, hak_class_of(n), n);
 }
 
-static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
+/* A large block for n counted bytes. */
+static void *alloc_large_block(size_t n, size_t align, bool zero)
 {
 	struct hak_tcache *tc = &hak_tc;
-	if (n > PTRDIFF_MAX) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	hak_ensure_init();
 	if (unlikely(!tc->heap))
 		hak_heap_init(tc);
 	bool fresh;
 	void *p = hak_large_alloc(n, align, &fresh);
-	if (!p) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!p)
+		return fail(tc, n);
 	tc->counters.allocs[HAKMEM_SLOT_LARGE]++;
-	tc->counters.bytes[HAKMEM_B_REQUESTED] += n;
 	tc->slow_bytes_since_flush += n;
 	if (unlikely(tc->exited))
 		hak_heap_teardown(tc);
@@ -85,9 +105,41 @@ static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 	return p;
 }
 
-void *hak_malloc(size_t n)
+/* The countdown crossed zero in this allocation of n bytes: a sample, if something is attached to
+ * take it (sample.c), in a block with room for the sample header before an `align`-aligned address. */
+static HAK_NOINLINE void *alloc_due(size_t n, size_t align, bool zero)
 {
 	struct hak_tcache *tc = &hak_tc;
+	bool sample = hak_sample_due(tc);
+	hak_ensure_init();
+	size_t offset = sample ? (align > 16 ? align : 16) : 0, at = align > 16 ? align : 16;
+	if (align <= 4096 && n <= HAK_MAX_SMALL - offset) {
+		unsigned cls = aligned_class(n + offset, at);
+		if (cls < HAK_NUM_CLASSES) {
+			struct hak_block *b = alloc_class(tc, cls, n);
+			return b && sample ? hak_sample_small(b, offset, n) : b;
+		}
+	}
+	void *p = alloc_large_block(n, align, zero);
+	if (p && sample)
+		hak_sample_large(p, n);
+	return p;
+}
+
+static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
+{
+	struct hak_tcache *tc = &hak_tc;
+	if (n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (__builtin_sub_overflow(tc->sample_left, n, &tc->sample_left))
+		return alloc_due(n, align, zero);
+	return alloc_large_block(n, align, zero);
+}
+
+void *hak_malloc(size_t n)
+{
 	size_t cls;
 	/* Small sizes first and inline: the common case falls through with no jump. */
 	if (likely(n <= 1024))
@@ -96,10 +148,13 @@ void *hak_malloc(size_t n)
 		cls = hak_class_medium[(n - 1) >> 8];
 	else
 		return alloc_large(n, 0, false);
+	struct hak_tcache __seg_fs *tc = hak_tc_fs();
+	if (unlikely(!count_down(tc, n)))
+		return alloc_due(n, 0, false);
 	struct hak_block *b = tc->head[cls];
 	if (likely(b))
-		return pop(tc, cls, b, n);
-	return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
+		return pop(tc, cls, b);
+	return tc->heap ? alloc_slow(&hak_tc, cls, n) : alloc_first(&hak_tc, n);
 }
 
 HAK_API void *malloc(size_t n) __attribute__((alias("hak_malloc")));
@@ -132,11 +187,13 @@ void *hak_aligned(size_t align, size_t n)
 	size_t need = n < align ? align : n;
 	if (align <= 4096 && need <= HAK_MAX_SMALL) {
 		hak_ensure_init();
-		unsigned cls = hak_class_of(need);
-		while (cls < HAK_NUM_CLASSES && hak_class_size[cls] % align)
-			cls++;
-		if (cls < HAK_NUM_CLASSES)
-			return alloc_class(&hak_tc, cls, n);
+		unsigned cls = aligned_class(need, align);
+		if (cls < HAK_NUM_CLASSES) {
+			struct hak_tcache *tc = &hak_tc;
+			if (__builtin_sub_overflow(tc->sample_left, n, &tc->sample_left))
+				return alloc_due(n, align, false);
+			return alloc_class(tc, cls, n);
+		}
 	}
 	return alloc_large(n, align, false);
 }

@@ -95,6 +95,8 @@ full:
 /* Not the start of a block of its page's class, or in a page with no blocks. */
 static HAK_NOINLINE void free_invalid(void *p)
 {
+	if (hak_sample_free(p)) /* a sampled block starts 16 bytes (or its alignment) into its block */
+		return;
 	unsigned cls = hak_page_cls(hak_ss_of(p), p);
 	hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", p, cls == HAK_NO_CLASS ? 0 : hak_class_size[cls]);
 }
@@ -132,6 +134,7 @@ static HAK_NOINLINE void free_not_small(void *p)
 		hak_heap_init(tc);
 	tc->counters.frees[HAKMEM_SLOT_LARGE]++;
 	tc->slow_bytes_since_flush += hak_large_usable(p);
+	hak_sample_free_large(p);
 	hak_large_free(p);
 	if (unlikely(tc->exited))
 		hak_stats_flush_thread(tc);
@@ -182,7 +185,7 @@ size_t hak_usable_size(const void *p)
 {
 	if (hak_is_small(p)) {
 		struct hak_slab *s = hak_block_slab(hak_ss_of(p), p);
-		return s ? s->bsize : 0;
+		return s ? s->bsize : hak_sample_usable(p);
 	}
 	if (p && hak_large_state(p) == HAK_LARGE_LIVE)
 		return hak_large_usable(p);

@@ -24,7 +24,8 @@ struct large_header {
 	uint64_t magic;		/* MAGIC ^ the block's address: a stale or foreign pointer does not match */
 	size_t map_bytes;
 	char *map_base;
-	char pad[HEADER - 24];
+	size_t sampled;		/* the size asked for, when the block is an allocation sample (sample.c) */
+	char pad[HEADER - 32];
 };
 
 struct cached {
@@ -107,6 +108,7 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 	struct large_header *h = header_of(p);
 	h->map_base = base;
 	h->map_bytes = got;
+	h->sampled = 0;
 	h->magic = MAGIC ^ (uintptr_t)p;
 	forget_unmapped(p);
 	return p;
@@ -141,6 +143,16 @@ size_t hak_large_usable(const void *p)
 {
 	struct large_header *h = header_of(p);
 	return h->map_base + h->map_bytes - (const char *)p;
+}
+
+void hak_large_set_sampled(void *p, size_t n)
+{
+	header_of(p)->sampled = n;
+}
+
+size_t hak_large_sampled(const void *p)
+{
+	return header_of(p)->sampled;
 }
 
 void hak_large_free(void *p)

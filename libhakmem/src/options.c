@@ -13,6 +13,7 @@ extern char **environ;
 struct hak_options hak_opt = {
 	.ss_lru_size = 16,
 	.ss_purge_delay_ns = 1000000000ull,
+	.sample_interval = HAK_SAMPLE_INTERVAL,
 };
 
 static const char *env(const char *name)
@@ -66,6 +67,10 @@ void hak_options_init(void)
 	if (v && strcmp(v, "abort") && strcmp(v, "report"))
 		warn("HAKMEM_HEAP_ERRORS", v, "expected abort or report; using abort");
 	hak_opt.heap_errors_report = v && !strcmp(v, "report");
+	v = env("HAKMEM_SAMPLE_INTERVAL");
+	if (v && parse_count(v, 1u << 30, &hak_opt.sample_interval))
+		warn("HAKMEM_SAMPLE_INTERVAL", v, "expected a whole number of bytes from 0 (no samples) to 1073741824; "
+		     "using " HAK_STR(HAK_SAMPLE_INTERVAL));
 	v = env("HAKMEM_STATS");
 	if (v && *v) {
 		if (strlen(v) >= sizeof hak_opt.stats_path)

@@ -77,6 +77,7 @@ static void flush_exited_locked(uint64_t now_ns)
 static void settle_allocs(struct hak_tcache *tc)
 {
 	struct hakmem_counters *c = &tc->counters;
+	hak_sample_settle(tc);
 	for (unsigned k = 0; k < HAK_NUM_CLASSES; k++) {
 		uint32_t len = hak_cache_len(tc, k);
 		int64_t grown = (int64_t)len - tc->flushed_len[k];

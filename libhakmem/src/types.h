@@ -108,6 +108,9 @@ struct hak_heap {
  * %fs-relative access). All zero in a new thread: limits of 0 send the first malloc and free to the
  * slow path, which sets the heap up. */
 struct hak_tcache {
+	/* Bytes to the next allocation sample (sample.c), counted down by every allocation; what was
+	 * counted down since sample_base is the requested bytes not yet in `counters`. */
+	uint64_t sample_left;
 	struct hak_block *head[HAK_NUM_CLASSES];
 	/* Blocks the class's cache can still take (limit - length): free() decrements it and leaves on
 	 * the borrow, one instruction where comparing a length with the limit took five. */
@@ -124,6 +127,8 @@ struct hak_tcache {
 	 * a flush works them out from what entered the cache, what left it otherwise, and its length. */
 	uint32_t flushed_len[HAK_NUM_CLASSES];	/* the cache's lengths at the last flush */
 	uint32_t returned[HAK_NUM_CLASSES];		/* blocks given back to their slabs since then */
+	uint64_t sample_base;
+	uint64_t sample_rng;				/* the thread's random stream for sample intervals */
 };
 
 #endif

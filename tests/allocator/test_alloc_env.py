@@ -1,4 +1,4 @@
-"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_THP, HAKMEM_HEAP_ERRORS) gives exactly
+"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_THP, HAKMEM_HEAP_ERRORS, HAKMEM_SAMPLE_INTERVAL) gives exactly
 one warning line on stderr and the program still runs right; a valid one gives none; nothing libhakmem prints
 ever goes to stdout; the exit status is the program's own."""
 
@@ -21,6 +21,7 @@ def reference(hak, prog):
     *(("HAKMEM_SS_LRU_SIZE", v) for v in ["abc", "-3", "99999999999999999999", "12abc", "1.5", "0x"]),
     *(("HAKMEM_THP", v) for v in ["2", "yes", "-1", ""]),
     *(("HAKMEM_HEAP_ERRORS", v) for v in ["", "Abort", "continue", "report "]),
+    *(("HAKMEM_SAMPLE_INTERVAL", v) for v in ["", "2M", "-1", "1073741825", "1e6"]),
 ])
 def test_malformed_setting_warns_once(hak, prog, reference, name, value):
     res = hak.run([prog("alloc_echo"), *ARGS], env={name: value})
@@ -38,11 +39,12 @@ def test_malformed_lru_size_warns_once_in_a_threaded_program(hak, prog):
     assert len(res.stderr.splitlines()) == 1, res.report()
 
 
-@pytest.mark.parametrize("value", ["0", "1", "8", "64"])
-def test_valid_lru_size_is_silent(hak, prog, reference, value):
-    res = hak.run([prog("alloc_echo"), *ARGS], env={"HAKMEM_SS_LRU_SIZE": value})
+@pytest.mark.parametrize("name,value", [*(("HAKMEM_SS_LRU_SIZE", v) for v in ["0", "1", "8", "64"]),
+                                        *(("HAKMEM_SAMPLE_INTERVAL", v) for v in ["0", "1", "4096", "1073741824"])])
+def test_valid_setting_is_silent(hak, prog, reference, name, value):
+    res = hak.run([prog("alloc_echo"), *ARGS], env={name: value})
     assert res.stdout == reference, res.report()
-    assert res.stderr == "", f"HAKMEM_SS_LRU_SIZE={value} printed something\n{res.report()}"
+    assert res.stderr == "", f"{name}={value} printed something\n{res.report()}"
 
 
 def test_stdout_untouched(hak, prog, reference, tmp_path):

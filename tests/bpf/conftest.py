@@ -44,4 +44,5 @@ def hakwatch():
 
 @pytest.fixture(scope="session")
 def programs(c_program):
-    return {p.stem: c_program(p) for p in PROGRAMS.glob("*.c")}
+    """Built with frame pointers, as profiles' stacks need (hakwatch profile)."""
+    return {p.stem: c_program(p, "-fno-omit-frame-pointer") for p in PROGRAMS.glob("*.c")}

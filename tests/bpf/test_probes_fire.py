@@ -27,7 +27,7 @@ def test_every_probe_fires(libhakmem, programs):
     probes = [p for p in read_probes(libhakmem) if p.provider == "hakmem"]
     assert {p.name for p in probes} == {"init", "flush", "refill", "ss_map", "ss_unmap", "ss_lru_put",
                                         "ss_lru_hit", "ss_lru_evict", "ss_madvise", "large_map", "large_unmap",
-                                        "heap_error"}
+                                        "heap_error", "sample_alloc", "sample_free"}
     loaded, fds = [], []
     try:
         for i, p in enumerate(probes):
@@ -39,7 +39,8 @@ def test_every_probe_fires(libhakmem, programs):
             assert fd >= 0, f"attaching {p.name}: {os.strerror(ct.get_errno())}"
             loaded.append((p.name, b))
             fds.append(fd)
-        env = dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_SS_LRU_SIZE="2", HAKMEM_HEAP_ERRORS="report")
+        env = dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_SS_LRU_SIZE="2", HAKMEM_HEAP_ERRORS="report",
+                   HAKMEM_SAMPLE_INTERVAL="4096")  # samples every 4 KiB: some of the blocks it frees are sampled
         subprocess.run([programs["all_events"]], env=env, check=True, timeout=60)
         fired = {name: b[b"hits"][ct.c_int(0)].value for name, b in loaded}
     finally:

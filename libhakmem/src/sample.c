@@ -1,0 +1,146 @@
+/*
+ * Allocation samples (DESIGN.md, "Allocation samples"), as tcmalloc takes them. Each thread counts
+ * down the bytes to its next sample, a draw from an exponential distribution of mean
+ * HAKMEM_SAMPLE_INTERVAL: every byte allocated is equally likely to be the one that crosses zero, so
+ * an allocation of n bytes is sampled with probability 1 - exp(-n / mean) whatever came before it,
+ * and a sample stands for n / that probability bytes (its weight). Summed by call site, the weights
+ * estimate each site's bytes without bias, small and large allocations alike.
+ *
+ * The countdown is also the requested-bytes counter: malloc's fast path subtracts instead of adding
+ * (the jump on the borrow is its one more instruction), and what was counted down goes into the
+ * counters at each flush and each crossing.
+ *
+ * Only while something is attached to `sample_alloc` does a crossing change the block: a sampled
+ * small block is handed out 16 bytes (or its alignment) into a block of a class that has room for
+ * that, after a header that says so. Its address then starts no block of its class, so free() sends
+ * it out of line with nothing added to its fast path, and here it fires `sample_free`. Large blocks
+ * say it in their own header.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+/* Right before a sampled small block: a mark (the free key, the address and a constant, so neither a
+ * free block's mark nor bytes copied from elsewhere look like it), the offset of the address in its
+ * block and the size asked for. */
+struct sample_header {
+	uint64_t mark;
+	uint32_t offset;
+	uint32_t size;
+};
+#define SAMPLE_SALT 0x73616d706c6564ULL /* "sampled" */
+
+static uint64_t sample_mark(const void *p)
+{
+	return hak_free_key ^ (uintptr_t)p ^ SAMPLE_SALT;
+}
+
+/* splitmix64: a thread's own stream, seeded from its cache's address and the clock. */
+static uint64_t next_random(struct hak_tcache *tc)
+{
+	if (unlikely(!tc->sample_rng))
+		tc->sample_rng = (uintptr_t)tc ^ hak_now_ns();
+	uint64_t z = (tc->sample_rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Bytes to the next sample: an exponential draw of mean HAKMEM_SAMPLE_INTERVAL; with sampling off, a
+ * countdown that never runs out. */
+static uint64_t next_interval(struct hak_tcache *tc)
+{
+	if (!hak_opt.sample_interval)
+		return UINT64_MAX >> 1;
+	double u = ((next_random(tc) >> 11) + 1) * 0x1p-53; /* (0, 1] */
+	double bytes = -log(u) * (double)hak_opt.sample_interval;
+	return bytes < 1 ? 1 : (uint64_t)bytes;
+}
+
+void hak_sample_settle(struct hak_tcache *tc)
+{
+	tc->counters.bytes[HAKMEM_B_REQUESTED] += tc->sample_base - tc->sample_left;
+	tc->sample_base = tc->sample_left;
+}
+
+bool hak_sample_due(struct hak_tcache *tc)
+{
+	hak_sample_settle(tc); /* the allocation that crossed zero included */
+	tc->sample_left = tc->sample_base = next_interval(tc);
+	return HAK_PROBE_ENABLED(SAMPLE_ALLOC) && hak_opt.sample_interval;
+}
+
+/* Each probe has one site (hakwatch attaches one place per probe). A sample's weight: n bytes over the
+ * chance that an allocation of n bytes is sampled. */
+static HAK_NOINLINE void fire_sample_alloc(void *p, size_t n)
+{
+	double mean = (double)hak_opt.sample_interval;
+	HAK_PROBE(SAMPLE_ALLOC, p, n, (uint64_t)((double)n / -expm1(-(double)n / mean) + 0.5));
+}
+
+static HAK_NOINLINE void fire_sample_free(void *p, size_t n)
+{
+	if (HAK_PROBE_ENABLED(SAMPLE_FREE))
+		HAK_PROBE(SAMPLE_FREE, p, n);
+}
+
+void *hak_sample_small(struct hak_block *b, size_t offset, size_t n)
+{
+	char *p = (char *)b + offset;
+	struct sample_header *h = (struct sample_header *)(p - sizeof *h);
+	h->mark = sample_mark(p);
+	h->offset = offset;
+	h->size = n;
+	fire_sample_alloc(p, n);
+	return p;
+}
+
+void hak_sample_large(void *p, size_t n)
+{
+	hak_large_set_sampled(p, n);
+	fire_sample_alloc(p, n);
+}
+
+/* `p` is the address of a sampled small block: the start of its block, else NULL. */
+static struct hak_block *sampled_block(const void *p, const struct sample_header **out)
+{
+	/* Page 0 of a SuperSlab is its header alone: a sampled address is at least a page in. */
+	if (((uintptr_t)p & (HAK_SS_SIZE - 1)) < HAKMEM_SUPERSLAB_HEADER_BYTES + sizeof(struct sample_header))
+		return NULL;
+	const struct sample_header *h = (const struct sample_header *)((const char *)p - sizeof *h);
+	if (h->mark != sample_mark(p))
+		return NULL;
+	struct hak_block *b = (struct hak_block *)((const char *)p - h->offset);
+	if (hak_ss_of(b) != hak_ss_of(p) || !hak_block_slab(hak_ss_of(b), b))
+		return NULL;
+	*out = h;
+	return b;
+}
+
+bool hak_sample_free(void *p)
+{
+	const struct sample_header *h;
+	struct hak_block *b = sampled_block(p, &h);
+	if (!b)
+		return false;
+	fire_sample_free(p, h->size);
+	((struct sample_header *)h)->mark = 0; /* freed: a second free() of p is no sampled block */
+	hak_free(b);
+	return true;
+}
+
+size_t hak_sample_usable(const void *p)
+{
+	const struct sample_header *h;
+	struct hak_block *b = sampled_block(p, &h);
+	if (!b)
+		return 0;
+	return hak_slab_of(hak_ss_of(b), b)->bsize - h->offset;
+}
+
+void hak_sample_free_large(void *p)
+{
+	size_t n = hak_large_sampled(p);
+	if (n)
+		fire_sample_free(p, n);
+}
