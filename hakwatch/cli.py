@@ -28,6 +28,9 @@ def _common(fn):
                       help="Unprivileged user to become once attached (the HTTP server never runs as root).")(fn)
     fn = click.option("--detail", type=click.Choice(["refill"]), multiple=True,
                       help="Also attach the per-event refill probe (costs a trap per refill).")(fn)
+    fn = click.option("--profile", is_flag=True,
+                      help="Also take allocation samples and the stacks of SuperSlab, large-block and syscall "
+                           "events: profiles at /debug/pprof/allocs, heap and churn (bench/RESULTS.md has the cost).")(fn)
     fn = click.option("--max-targets", type=click.IntRange(1, 1 << 20), default=1024, show_default=True,
                       help="Processes watched at most (sizes the kernel maps).")(fn)
     fn = click.option("--retention", type=click.FloatRange(0), default=60.0, show_default=True,
@@ -67,7 +70,7 @@ def main(ctx, check):
 
 
 def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=False, follow_fork=False, label=None,
-           watch_execs=False, web_config=None, group_by="pid"):
+           watch_execs=False, web_config=None, group_by="pid", profile=False):
     """Load and attach, bind the server; returns (probes, reader, server) not yet serving. `label` is
     the library as the metrics name it (default: `lib`; "" when hakwatch watches several copies)."""
     from hakwatch.bpf import Probes
@@ -81,11 +84,17 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
         from hakwatch.webconfig import load
         web = load(web_config)
     probes = Probes(lib, max_targets=max_targets, follow_init=follow_init, follow_fork=follow_fork,
-                    detail_refill="refill" in detail, watch_execs=watch_execs)
+                    detail_refill="refill" in detail, watch_execs=watch_execs, profile=profile)
+    pprof = None
     try:
         reader = Reader(probes, retention)
-        server = MetricsServer(listen, HakwatchCollector(reader, lib, label, group_by), web)
+        if profile:
+            from hakwatch.pprof_http import PprofEndpoints
+            pprof = PprofEndpoints(probes)
+        server = MetricsServer(listen, HakwatchCollector(reader, lib, label, group_by), web, pprof)
     except BaseException:
+        if pprof is not None:
+            pprof.close()
         probes.close()
         raise
     return probes, reader, server
@@ -103,7 +112,7 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
                    "comm with --lib (a host's programs: a bounded number however many processes), pid otherwise.")
 @_common
 @friendly
-def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, detail, user, web_config):
+def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, detail, profile, user, web_config):
     """Attach to running processes and serve /metrics.
 
     With --pid, runs until every watched process has exited (and --retention has passed); with --lib
@@ -131,7 +140,7 @@ def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, deta
     _stop_on_signals()
     group_by = group_by or ("comm" if lib is not None else "pid")
     if all_copies:
-        return _attach_all(listen, retention, max_targets, detail, user, web_config, group_by)
+        return _attach_all(listen, retention, max_targets, detail, user, web_config, group_by, profile)
     if pids:
         running, files = [], set()
         for pid in (check_pid(p) for p in pids):
@@ -147,12 +156,13 @@ def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, deta
             raise HakwatchError("those processes map different libhakmem files: run one hakwatch per "
                                 "library, or `hakwatch attach --all`")
         probes, reader, server = _watch(running[0].lasting_path(), listen, retention, max_targets, detail, user,
-                                        label=running[0].path, web_config=web_config, group_by=group_by)
+                                        label=running[0].path, web_config=web_config, group_by=group_by,
+                                        profile=profile)
     else:
         if not os.path.isfile(lib):
             raise HakwatchError(f"{lib}: no such file")
         probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_init=True,
-                                        web_config=web_config, group_by=group_by)
+                                        web_config=web_config, group_by=group_by, profile=profile)
         running = processes_mapping(lib)
     try:
         watched = [m for m in running if probes.watch_running(m, comm_of(m.pid))]
@@ -171,11 +181,11 @@ def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, deta
     except KeyboardInterrupt:
         return
     finally:
-        server.stop()
+        server.close()
         probes.close()
 
 
-def _attach_all(listen, retention, max_targets, detail, user, web_config, group_by):
+def _attach_all(listen, retention, max_targets, detail, user, web_config, group_by, profile):
     """attach --all. Finding copies that appear later means reading other users' /proc/PID/maps and
     attaching uprobes, which needs root; serving HTTP must not run as root. So this process keeps root,
     stays off the network and only looks for copies, while a child it forks drops to --user and serves
@@ -188,7 +198,7 @@ def _attach_all(listen, retention, max_targets, detail, user, web_config, group_
     first = first_copy() or str(default_library())  # a library to take the probes' layout from
     probes, reader, server = _watch(first, listen, retention, max_targets, detail, user,
                                     follow_init=True, label="", watch_execs=True, web_config=web_config,
-                                    group_by=group_by)
+                                    group_by=group_by, profile=profile)
     try:
         discovery = Discovery(probes, say)
         discovery.scan()
@@ -236,6 +246,7 @@ def _attach_all(listen, retention, max_targets, detail, user, web_config, group_
             except (ProcessLookupError, ChildProcessError):
                 pass  # already gone
     finally:
+        server.close()
         probes.close()
 
 
@@ -256,7 +267,7 @@ def _set_parent_death_signal():
 @_common
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @friendly
-def run(lib, summary, listen, retention, max_targets, detail, user, web_config, command):
+def run(lib, summary, listen, retention, max_targets, detail, profile, user, web_config, command):
     """Run COMMAND with libhakmem preloaded, watched (with its child processes) from its first
     allocation, serving /metrics meanwhile; exit with its status.
 
@@ -278,7 +289,7 @@ def run(lib, summary, listen, retention, max_targets, detail, user, web_config, 
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     version = library_version(lib)  # now: after the privilege drop the file may be out of reach (/root)
     probes, reader, server = _watch(lib, listen, retention, max_targets, detail, user, follow_fork=True,
-                                    web_config=web_config)
+                                    web_config=web_config, profile=profile)
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -324,7 +335,7 @@ def run(lib, summary, listen, retention, max_targets, detail, user, web_config, 
             stats.write(summary, t, version)
         return_code = os.waitstatus_to_exitcode(status)
     finally:
-        server.stop()
+        server.close()
         probes.close()
     sys.exit(return_code if return_code >= 0 else 128 - return_code)
 

@@ -44,19 +44,20 @@ def to_pprof(p: Profile) -> bytes:
         out.mapping.add(id=i, memory_start=m.start, memory_limit=m.limit, file_offset=m.offset,
                         filename=s(m.path), has_functions=True)
     function_ids: dict[str, int] = {}
-    location_ids: dict[int, int] = {}
+    location_ids: dict[tuple, int] = {}  # by mapping and address: processes merged share no address space
     for frames, values, labels in p.samples:
         ids = []
         for f in frames:
-            if f.address not in location_ids:
+            where = (f.mapping, f.address)
+            if where not in location_ids:
                 if f.function not in function_ids:
                     function_ids[f.function] = len(function_ids) + 1
                     out.function.add(id=function_ids[f.function], name=s(f.function), system_name=s(f.function))
-                location_ids[f.address] = len(location_ids) + 1
-                loc = out.location.add(id=location_ids[f.address], address=f.address,
+                location_ids[where] = len(location_ids) + 1
+                loc = out.location.add(id=location_ids[where], address=f.address,
                                        mapping_id=mapping_ids.get(f.mapping, 0))
                 loc.line.add(function_id=function_ids[f.function])
-            ids.append(location_ids[f.address])
+            ids.append(location_ids[where])
         sample = out.sample.add(location_id=ids, value=list(values))
         for key, value in labels.items():
             sample.label.add(key=s(key), str=s(value))

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from hakwatch.layout import load
-from hakwatch.symbols import Mapping, ProcessSymbols
+from hakwatch.symbols import Mapping
 
 KINDS = {
     "alloc": (("alloc_objects", "count"), ("alloc_space", "bytes")),
@@ -83,18 +83,26 @@ def read(probes, pid: int, kind: str) -> dict[tuple[int, str], list[int]]:
     return out
 
 
-def build(probes, symbols: ProcessSymbols, kind: str, start_ns: int) -> Profile:
-    """The profile of `kind` for the process `symbols` is of, its stacks symbolized."""
+def build(probes, symbols, kind: str, start_ns: int) -> Profile:
+    """The profile of `kind` for the process `symbols` is of (a ProcessSymbols, or the symbol helper's
+    RemoteSymbols), its stacks symbolized."""
     rows = read(probes, symbols.pid, kind)
     addresses = _addresses(probes.table("stacks"), {stack for stack, _ in rows})
-    if any(symbols.mapping(a) is None for stack in addresses.values() for a in stack):
-        symbols.refresh()  # a library loaded after the symbols were taken
-    frames_of = {stack: _frames(a, symbols) for stack, a in addresses.items()}
+    names = symbols.resolve(sorted({a for stack in addresses.values() for a in stack}))
+    frames_of = {stack: _frames(a, names) for stack, a in addresses.items()}
     samples = []
     for (stack, event), (count, nbytes) in rows.items():
-        samples.append((frames_of[stack], (count, nbytes), {"event": event} if event else {}))
+        labels = {"pid": str(symbols.pid), **({"event": event} if event else {})}
+        samples.append((frames_of[stack], (count, nbytes), labels))
     samples.sort(key=lambda s: -s[1][1])
     return Profile(kind=kind, sample_types=KINDS[kind], samples=samples, mappings=symbols.mappings,
+                   start_ns=start_ns, duration_ns=time.time_ns() - start_ns)
+
+
+def merge(profiles: list[Profile], kind: str, start_ns: int) -> Profile:
+    """Several processes' profiles as one (each sample keeps its `pid` label)."""
+    return Profile(kind=kind, sample_types=KINDS[kind], samples=[s for p in profiles for s in p.samples],
+                   mappings=list(dict.fromkeys(m for p in profiles for m in p.mappings)),
                    start_ns=start_ns, duration_ns=time.time_ns() - start_ns)
 
 
@@ -109,7 +117,7 @@ def _addresses(stacks, ids: set[int]) -> dict[int, list[int]]:
     return out
 
 
-def _frames(addresses: list[int], symbols: ProcessSymbols) -> tuple[Frame, ...]:
+def _frames(addresses: list[int], names: dict[int, tuple[str, Mapping | None]]) -> tuple[Frame, ...]:
     if not addresses:
         return (Frame(0, LOST, None),)
-    return tuple(_program_frames([Frame(a, symbols.function(a), symbols.mapping(a)) for a in addresses]))
+    return tuple(_program_frames([Frame(a, *names[a]) for a in addresses]))

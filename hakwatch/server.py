@@ -1,4 +1,5 @@
-"""The HTTP endpoint (/metrics, and a landing page at /) and the privilege drop that precedes it.
+"""The HTTP endpoint (/metrics, /debug/pprof/* with --profile, and a landing page at /) and the
+privilege drop that precedes it.
 
 A thread per connection, at most MAX_CONNECTIONS at once (more are closed at once), each given
 CONNECTION_TIMEOUT_S to say what it wants (and, with TLS, to shake hands, in its own thread): idle or
@@ -21,6 +22,11 @@ from hakwatch.errors import HakwatchError
 LANDING = b"""<!doctype html><html><head><title>hakwatch</title></head><body>
 <h1>hakwatch</h1><p>eBPF metrics of the hakmem allocator and the memory syscalls it causes.</p>
 <p><a href="metrics">/metrics</a></p></body></html>
+"""
+
+
+PPROF_LINKS = b"""<p>Profiles (pprof, every watched process; ?pid=PID for one): <a href="debug/pprof/allocs">allocs</a>,
+<a href="debug/pprof/heap">heap</a>, <a href="debug/pprof/churn">churn</a></p>
 """
 
 
@@ -80,8 +86,10 @@ class MetricsServer:
     """Bound at construction (as root, so a privileged port works and errors come before attaching
     anything long-lived); serving starts with `start()` on a daemon thread."""
 
-    def __init__(self, listen: str, collector, web=None):
+    def __init__(self, listen: str, collector, web=None, pprof=None):
+        """`pprof`: the /debug/pprof endpoints (hakwatch/pprof_http.py), or None."""
         host, port = parse_listen(listen)
+        self.pprof = pprof
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         metrics_app = make_wsgi_app(registry)
@@ -91,9 +99,14 @@ class MetricsServer:
                 start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
                                                     ("WWW-Authenticate", 'Basic realm="hakwatch"')])
                 return [b"Unauthorized\n"]
-            if environ.get("PATH_INFO", "/") in ("/", ""):
+            path = environ.get("PATH_INFO", "/")
+            if path in ("/", ""):
                 start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-                return [LANDING]
+                return [LANDING if pprof is None else LANDING.replace(b"</body>", PPROF_LINKS + b"</body>")]
+            if pprof is not None and path.startswith("/debug/pprof/"):
+                from hakwatch.pprof_http import PATHS
+                if path in PATHS:
+                    return pprof(environ, start_response)
             return metrics_app(environ, start_response)
 
         _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -118,6 +131,12 @@ class MetricsServer:
         if getattr(self, "serving", False):  # shutdown() waits for serve_forever, which may never have run
             self.httpd.shutdown()
         self.httpd.server_close()
+
+    def close(self):
+        """Stop, and end the profiles' symbol helper."""
+        self.stop()
+        if self.pprof is not None:
+            self.pprof.close()
 
 
 def drop_privileges(user: str):

@@ -59,6 +59,13 @@ class ProcessSymbols:
             self._load()
             self.names.clear()
 
+    def resolve(self, addresses: list[int]) -> dict[int, tuple[str, Mapping | None]]:
+        """Each address's function name and mapping (mappings and symbols taken again first when one is
+        in no mapping known, a library loaded since)."""
+        if any(self.mapping(a) is None for a in addresses):
+            self.refresh()
+        return {a: (self.function(a), self.mapping(a)) for a in addresses}
+
     def mapping(self, addr: int) -> Mapping | None:
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0 and addr < self.mappings[i].limit:

@@ -110,19 +110,19 @@ static void *alloc_large_block(size_t n, size_t align, bool zero)
 static HAK_NOINLINE void *alloc_due(size_t n, size_t align, bool zero)
 {
 	struct hak_tcache *tc = &hak_tc;
-	bool sample = hak_sample_due(tc);
+	uint64_t sample = hak_sample_due(tc); /* the mean of the interval that ended, or 0: no sample */
 	hak_ensure_init();
 	size_t offset = sample ? (align > 16 ? align : 16) : 0, at = align > 16 ? align : 16;
 	if (align <= 4096 && n <= HAK_MAX_SMALL - offset) {
 		unsigned cls = aligned_class(n + offset, at);
 		if (cls < HAK_NUM_CLASSES) {
 			struct hak_block *b = alloc_class(tc, cls, n);
-			return b && sample ? hak_sample_small(b, offset, n) : b;
+			return b && sample ? hak_sample_small(b, offset, n, sample) : b;
 		}
 	}
 	void *p = alloc_large_block(n, align, zero);
 	if (p && sample)
-		hak_sample_large(p, n);
+		hak_sample_large(p, n, sample);
 	return p;
 }
 
@@ -152,6 +152,7 @@ void *hak_malloc(size_t n)
 	if (unlikely(!count_down(tc, n)))
 		return alloc_due(n, 0, false);
 	struct hak_block *b = tc->head[cls];
+	__asm__("" : "+a"(b)); /* in the return register from the start: no move before the ret */
 	if (likely(b))
 		return pop(tc, cls, b);
 	return tc->heap ? alloc_slow(&hak_tc, cls, n) : alloc_first(&hak_tc, n);

@@ -24,6 +24,9 @@
  * 500 samples a second, 0.3% of a core with their stacks taken (bench/RESULTS.md), and a minute of a
  * busy service thousands: enough for a profile's top sites. */
 #define HAK_SAMPLE_INTERVAL 2097152
+/* ... but at most about this many a second (sample.c's pace): a program allocating GB/s gets a wider
+ * interval, not a slower profile. */
+#define HAK_SAMPLE_MAX_RATE 1000
 #define HAK_XSTR(x) #x
 #define HAK_STR(x) HAK_XSTR(x)
 
@@ -294,15 +297,16 @@ struct hak_options {
 	unsigned thp;			/* HAKMEM_THP=1: ask for transparent huge pages for SuperSlabs */
 	unsigned heap_errors_report;	/* HAKMEM_HEAP_ERRORS=report: report misuse and go on (default abort) */
 	unsigned sample_interval;	/* HAKMEM_SAMPLE_INTERVAL: mean bytes between allocation samples, 0 for none */
+	unsigned sample_max_rate;	/* HAKMEM_SAMPLE_MAX_RATE: samples a second a process takes at most, 0 for no bound */
 };
 extern HAK_HIDDEN struct hak_options hak_opt;
 void hak_options_init(void);
 
 /* ---- sample.c: allocation samples (DESIGN.md, "Allocation samples") */
 void hak_sample_settle(struct hak_tcache *tc);
-bool hak_sample_due(struct hak_tcache *tc);
-void *hak_sample_small(struct hak_block *b, size_t offset, size_t n);
-void hak_sample_large(void *p, size_t n);
+uint64_t hak_sample_due(struct hak_tcache *tc);
+void *hak_sample_small(struct hak_block *b, size_t offset, size_t n, uint64_t mean);
+void hak_sample_large(void *p, size_t n, uint64_t mean);
 bool hak_sample_free(void *p);
 void hak_sample_free_large(void *p);
 size_t hak_sample_usable(const void *p);

@@ -14,6 +14,7 @@ struct hak_options hak_opt = {
 	.ss_lru_size = 16,
 	.ss_purge_delay_ns = 1000000000ull,
 	.sample_interval = HAK_SAMPLE_INTERVAL,
+	.sample_max_rate = HAK_SAMPLE_MAX_RATE,
 };
 
 static const char *env(const char *name)
@@ -71,6 +72,10 @@ void hak_options_init(void)
 	if (v && parse_count(v, 1u << 30, &hak_opt.sample_interval))
 		warn("HAKMEM_SAMPLE_INTERVAL", v, "expected a whole number of bytes from 0 (no samples) to 1073741824; "
 		     "using " HAK_STR(HAK_SAMPLE_INTERVAL));
+	v = env("HAKMEM_SAMPLE_MAX_RATE");
+	if (v && parse_count(v, 1000000, &hak_opt.sample_max_rate))
+		warn("HAKMEM_SAMPLE_MAX_RATE", v, "expected a whole number of samples a second from 0 (no bound) to 1000000; "
+		     "using " HAK_STR(HAK_SAMPLE_MAX_RATE));
 	v = env("HAKMEM_STATS");
 	if (v && *v) {
 		if (strlen(v) >= sizeof hak_opt.stats_path)

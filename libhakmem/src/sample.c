@@ -46,15 +46,41 @@ static uint64_t next_random(struct hak_tcache *tc)
 	return z ^ (z >> 31);
 }
 
-/* Bytes to the next sample: an exponential draw of mean HAKMEM_SAMPLE_INTERVAL; with sampling off, a
- * countdown that never runs out. */
-static uint64_t next_interval(struct hak_tcache *tc)
+/* The pace of samples while profiling: at most about HAKMEM_SAMPLE_MAX_RATE a second in a process
+ * (a sample costs a few microseconds: a trap and a stack walk). A sample that comes sooner than 1/rate
+ * after the process's previous one doubles the mean of the intervals drawn from then on, in every
+ * thread; one that comes more than 8/rate later halves it back toward HAKMEM_SAMPLE_INTERVAL. A
+ * program allocating GB/s gets fewer samples per byte, not a slower profile; each sample's weight uses
+ * the mean its interval was drawn with, so estimates stay unbiased. */
+static _Atomic uint64_t last_sample_ns;
+static _Atomic unsigned mean_shift;
+
+static void pace(void)
 {
-	if (!hak_opt.sample_interval)
-		return UINT64_MAX >> 1;
+	if (!hak_opt.sample_max_rate)
+		return;
+	uint64_t gap = 1000000000ull / hak_opt.sample_max_rate, now = hak_now_ns();
+	uint64_t since = now - atomic_exchange_explicit(&last_sample_ns, now, memory_order_relaxed);
+	unsigned shift = atomic_load_explicit(&mean_shift, memory_order_relaxed);
+	if (since < gap && shift < 20)
+		atomic_store_explicit(&mean_shift, shift + 1, memory_order_relaxed);
+	else if (since > 8 * gap && shift)
+		atomic_store_explicit(&mean_shift, shift - 1, memory_order_relaxed);
+}
+
+/* Bytes to the next sample: an exponential draw of the current mean; with sampling off, a countdown
+ * that never runs out. */
+static void next_interval(struct hak_tcache *tc)
+{
+	if (!hak_opt.sample_interval) {
+		tc->sample_left = tc->sample_base = UINT64_MAX >> 1;
+		tc->sample_mean = 0;
+		return;
+	}
+	tc->sample_mean = (uint64_t)hak_opt.sample_interval << atomic_load_explicit(&mean_shift, memory_order_relaxed);
 	double u = ((next_random(tc) >> 11) + 1) * 0x1p-53; /* (0, 1] */
-	double bytes = -log(u) * (double)hak_opt.sample_interval;
-	return bytes < 1 ? 1 : (uint64_t)bytes;
+	double bytes = -log(u) * (double)tc->sample_mean;
+	tc->sample_left = tc->sample_base = bytes < 1 ? 1 : (uint64_t)bytes;
 }
 
 void hak_sample_settle(struct hak_tcache *tc)
@@ -63,19 +89,28 @@ void hak_sample_settle(struct hak_tcache *tc)
 	tc->sample_base = tc->sample_left;
 }
 
-bool hak_sample_due(struct hak_tcache *tc)
+uint64_t hak_sample_due(struct hak_tcache *tc)
 {
 	hak_sample_settle(tc); /* the allocation that crossed zero included */
-	tc->sample_left = tc->sample_base = next_interval(tc);
-	return HAK_PROBE_ENABLED(SAMPLE_ALLOC) && hak_opt.sample_interval;
+	uint64_t mean = tc->sample_mean; /* 0 at a thread's first allocation: no interval ran yet */
+	bool sample = mean && HAK_PROBE_ENABLED(SAMPLE_ALLOC);
+	if (sample)
+		pace();
+	next_interval(tc);
+	return sample ? mean : 0;
 }
 
-/* Each probe has one site (hakwatch attaches one place per probe). A sample's weight: n bytes over the
- * chance that an allocation of n bytes is sampled. */
-static HAK_NOINLINE void fire_sample_alloc(void *p, size_t n)
+/* A sample's weight: n bytes over the chance that an allocation of n bytes is sampled, with intervals
+ * of that mean. */
+static inline uint64_t weight_of(size_t n, uint64_t mean)
 {
-	double mean = (double)hak_opt.sample_interval;
-	HAK_PROBE(SAMPLE_ALLOC, p, n, (uint64_t)((double)n / -expm1(-(double)n / mean) + 0.5));
+	return (uint64_t)((double)n / -expm1(-(double)n / (double)mean) + 0.5);
+}
+
+/* Each probe has one site (hakwatch attaches one place per probe). */
+static HAK_NOINLINE void fire_sample_alloc(void *p, size_t n, uint64_t mean)
+{
+	HAK_PROBE(SAMPLE_ALLOC, p, n, weight_of(n, mean));
 }
 
 static HAK_NOINLINE void fire_sample_free(void *p, size_t n)
@@ -84,21 +119,21 @@ static HAK_NOINLINE void fire_sample_free(void *p, size_t n)
 		HAK_PROBE(SAMPLE_FREE, p, n);
 }
 
-void *hak_sample_small(struct hak_block *b, size_t offset, size_t n)
+void *hak_sample_small(struct hak_block *b, size_t offset, size_t n, uint64_t mean)
 {
 	char *p = (char *)b + offset;
 	struct sample_header *h = (struct sample_header *)(p - sizeof *h);
 	h->mark = sample_mark(p);
 	h->offset = offset;
 	h->size = n;
-	fire_sample_alloc(p, n);
+	fire_sample_alloc(p, n, mean);
 	return p;
 }
 
-void hak_sample_large(void *p, size_t n)
+void hak_sample_large(void *p, size_t n, uint64_t mean)
 {
 	hak_large_set_sampled(p, n);
-	fire_sample_alloc(p, n);
+	fire_sample_alloc(p, n, mean);
 }
 
 /* `p` is the address of a sampled small block: the start of its block, else NULL. */

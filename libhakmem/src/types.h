@@ -128,6 +128,7 @@ struct hak_tcache {
 	uint32_t flushed_len[HAK_NUM_CLASSES];	/* the cache's lengths at the last flush */
 	uint32_t returned[HAK_NUM_CLASSES];		/* blocks given back to their slabs since then */
 	uint64_t sample_base;
+	uint64_t sample_mean;				/* of the running interval; 0 before the first */
 	uint64_t sample_rng;				/* the thread's random stream for sample intervals */
 };
 

@@ -7,6 +7,8 @@ import gzip
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -15,9 +17,10 @@ from hakwatch import profile_pb2
 from hakwatch_helpers import HAKWATCH
 
 MIB = 1 << 20
-# Samples every 16 KiB on average (the default is 2 MiB): 300 MiB give ~19,000 samples, so the
-# smallest site's estimate (~1,900 samples) is within a few percent.
-INTERVAL = 16384
+# Samples every 16 KiB on average (the default is 2 MiB), as many a second as that makes (the default
+# paces a process to ~1,000 a second): 300 MiB give ~19,000 samples, so the smallest site's estimate
+# (~1,900 samples) is within a few percent.
+SAMPLING = {"HAKMEM_SAMPLE_INTERVAL": "16384", "HAKMEM_SAMPLE_MAX_RATE": "0"}
 
 
 class Sites:
@@ -87,7 +90,7 @@ def by_site(samples, index=1) -> Counter:
 
 
 def test_alloc_profile_estimates_each_sites_bytes_and_stays_readable_after_exit(sites, tmp_path):
-    s = sites(HAKMEM_SAMPLE_INTERVAL=str(INTERVAL))
+    s = sites(**SAMPLING)
     out = tmp_path / "alloc.pb.gz"
     profile(s.proc.pid, "alloc", out, lambda: s.do("alloc 300"), lambda: s.do("exit"))
     s.proc.wait(10)  # it exited before the profile was written
@@ -99,7 +102,7 @@ def test_alloc_profile_estimates_each_sites_bytes_and_stays_readable_after_exit(
 
 
 def test_inuse_profile_drops_a_site_that_freed(sites, tmp_path):
-    s = sites(HAKMEM_SAMPLE_INTERVAL=str(INTERVAL))
+    s = sites(**SAMPLING)
     out = tmp_path / "inuse.pb.gz"
     profile(s.proc.pid, "inuse", out, lambda: s.do("keep 100"), lambda: s.do("free b"))
     got = by_site(read(out))
@@ -125,7 +128,7 @@ def test_churn_profile_names_where_superslab_unmaps_come_from(sites, tmp_path):
 
 @pytest.mark.skipif(not shutil.which("go"), reason="go tool pprof needs Debian's golang-go (make setup)")
 def test_go_tool_pprof_reads_every_kind(sites, tmp_path):
-    s = sites(HAKMEM_SAMPLE_INTERVAL=str(INTERVAL), HAKMEM_SS_LRU_SIZE="0")
+    s = sites(**SAMPLING, HAKMEM_SS_LRU_SIZE="0")
     for kind, command in (("alloc", "alloc 50"), ("inuse", "keep 20"), ("churn", "churn 2")):
         out = tmp_path / f"{kind}.pb.gz"
         profile(s.proc.pid, kind, out, lambda: s.do(command), duration=1.5)
@@ -134,3 +137,31 @@ def test_go_tool_pprof_reads_every_kind(sites, tmp_path):
         assert top.returncode == 0, top.stderr
         want = "release" if kind == "churn" else "site_a"
         assert want in top.stdout, (kind, top.stdout)
+
+
+def test_run_serves_the_profiles_of_what_it_watches(hakwatch, programs, libhakmem, tmp_path):
+    """`run --profile`: /debug/pprof/allocs, heap and churn on the metrics server (unprivileged, its
+    symbols from the root helper), every process or ?pid=PID."""
+    h = hakwatch("run", "--profile", "--lib", str(libhakmem), "--", str(programs["sites"]), stdin=subprocess.PIPE,
+                 env=dict(os.environ, **SAMPLING))
+    h.ready()
+    assert h.proc.stdout.readline() == "ready\n"
+    h.proc.stdin.write("alloc 100\nkeep 10\n")
+    h.proc.stdin.flush()
+    assert h.proc.stdout.readline() == "ok\n" and h.proc.stdout.readline() == "ok\n"
+    base = h.url.removesuffix("/metrics")
+    allocs = tmp_path / "allocs.pb.gz"
+    allocs.write_bytes(urllib.request.urlopen(base + "/debug/pprof/allocs", timeout=30).read())
+    got = by_site(read(allocs))
+    assert got["site_a"] > got["site_b"] > got["site_c"] > 0, got
+    pids = {labels["pid"] for _, _, labels in read(allocs)}
+    assert len(pids) == 1
+    heap = tmp_path / "heap.pb.gz"
+    heap.write_bytes(urllib.request.urlopen(f"{base}/debug/pprof/heap?pid={pids.pop()}", timeout=30).read())
+    assert abs(sum(by_site(read(heap)).values()) - 10 * MIB) <= 2 * MIB
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(base + "/debug/pprof/heap?pid=1", timeout=30)
+    assert e.value.code == 404
+    h.proc.stdin.write("exit\n")
+    h.proc.stdin.flush()
+    assert h.proc.wait(30) == 0

@@ -55,6 +55,6 @@ def test_pprof_keeps_names_values_labels_and_mappings():
     loc = {x.id: names[x.line[0].function_id] for x in p.location}
     assert [([loc[i] for i in smp.location_id], list(smp.value)) for smp in p.sample] == [
         (["leaf", "main"], [3, 300]), (["other", "main"], [1, 100])]
-    assert all(s[lb.key] == "event" and s[lb.str] == "ss_unmap" for smp in p.sample for lb in smp.label)
+    assert all({s[lb.key]: s[lb.str] for lb in smp.label} == {"event": "ss_unmap"} for smp in p.sample)
     assert s[p.mapping[0].filename] == "/srv/app" and p.mapping[0].has_functions
     assert all(x.mapping_id == 1 for x in p.location)

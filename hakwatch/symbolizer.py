@@ -1,0 +1,135 @@
+"""Symbols for the profiles an unprivileged server serves (/debug/pprof on `run` and `attach`).
+
+Reading another user's /proc/PID/maps and the files it maps needs root, and hakwatch's HTTP server
+never runs as root. So a helper process, forked while hakwatch is still root, takes the symbols of each
+watched process while it is alive (as `hakwatch profile` does) and answers the server's one question
+over a socket pair: for this pid and these addresses, the mappings and the function names. It does
+nothing else, keeps no descriptor but the socket and the targets map, and ends with the server (the
+privilege separation of OpenSSH's monitor, in small).
+"""
+
+import ctypes as ct
+import json
+import os
+import select
+import signal
+import socket
+import struct
+
+from hakwatch.errors import HakwatchError
+from hakwatch.symbols import Mapping
+
+POLL_S = 0.5  # how often the helper looks for new targets: a process living less may go unnamed
+
+
+def _send(sock: socket.socket, obj):
+    data = json.dumps(obj).encode()
+    sock.sendall(struct.pack("<I", len(data)) + data)
+
+
+def _recv(sock: socket.socket):
+    head = _exactly(sock, 4)
+    return json.loads(_exactly(sock, struct.unpack("<I", head)[0])) if head else None
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        part = sock.recv(n - len(buf))
+        if not part:
+            return b""
+        buf += part
+    return buf
+
+
+class RemoteSymbols:
+    """One process's symbols through the helper: what hakwatch/profiles.py asks of ProcessSymbols."""
+
+    def __init__(self, symbolizer: "Symbolizer", pid: int):
+        self.symbolizer, self.pid, self.mappings = symbolizer, pid, []
+
+    def resolve(self, addresses: list[int]) -> dict[int, tuple[str, Mapping | None]]:
+        self.mappings, names = self.symbolizer.resolve(self.pid, addresses)
+        return names
+
+
+class Symbolizer:
+    """The server's end: `resolve(pid, addresses)`."""
+
+    def __init__(self, probes):
+        ours, theirs = socket.socketpair()
+        targets_fd = probes.table("targets").map_fd
+        self.pid = os.fork()
+        if self.pid == 0:
+            ours.close()
+            _helper(theirs, probes.table("targets"), keep={theirs.fileno(), targets_fd})
+        theirs.close()
+        self.sock = ours
+
+    def resolve(self, pid: int, addresses: list[int]) -> tuple[list[Mapping], dict[int, tuple[str, Mapping | None]]]:
+        try:
+            _send(self.sock, {"pid": pid, "addresses": addresses})
+            reply = _recv(self.sock)
+        except OSError as e:
+            raise HakwatchError(f"the symbol helper is gone ({e.strerror})") from None
+        if reply is None:
+            raise HakwatchError("the symbol helper is gone")
+        mappings = [Mapping(*m) for m in reply["mappings"]]
+        names = {a: (name, mappings[i] if i >= 0 else None) for a, name, i in reply["names"]}
+        return mappings, names
+
+    def close(self):
+        self.sock.close()  # the helper sees the end of its socket and exits
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _helper(sock: socket.socket, targets, keep: set[int]):
+    """The helper's loop (never returns)."""
+    from hakwatch.symbols import ProcessSymbols
+
+    status = 0
+    try:
+        ct.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: ends with the server
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            if fd > 2 and fd not in keep:  # the probes' descriptors: a detach must not wait for us
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        procs: dict[int, tuple[int, ProcessSymbols]] = {}  # pid -> its image (inits), its symbols
+
+        def take(watched: dict[int, int]):
+            """Symbols of each image: a pid that execs (`run`'s command, added before its exec) gets new ones."""
+            for pid in [p for p, (inits, _) in procs.items() if watched.get(p) != inits]:
+                procs.pop(pid)[1].close()
+            for pid in watched.keys() - procs.keys():
+                try:
+                    procs[pid] = (watched[pid], ProcessSymbols(pid))
+                except Exception:  # gone meanwhile: nothing to name
+                    continue
+
+        while True:
+            take({k.value: v.inits for k, v in targets.items()})
+            if not select.select([sock], [], [], POLL_S)[0]:
+                continue
+            ask = _recv(sock)
+            if ask is None:
+                break
+            take({k.value: v.inits for k, v in targets.items()})  # an exec since the last look
+            _send(sock, _answer(procs.get(ask["pid"], (0, None))[1], ask["addresses"]))
+    except Exception:
+        status = 70
+    finally:
+        os._exit(status)
+
+
+def _answer(symbols, addresses: list[int]) -> dict:
+    if symbols is None:
+        return {"mappings": [], "names": [[a, f"{a:#x}", -1] for a in addresses]}
+    resolved = symbols.resolve(addresses)
+    index = {m: i for i, m in enumerate(symbols.mappings)}
+    return {"mappings": [[m.start, m.limit, m.offset, m.path] for m in symbols.mappings],
+            "names": [[a, name, index.get(m, -1)] for a, (name, m) in resolved.items()]}
