@@ -13,6 +13,7 @@ Prints a table; writes nothing. Time nothing else meanwhile: a busy second core 
 """
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from run import build, callgrind_instructions, callgrind_pairs
-from workloads import BUILD, HAKMEM, ROOT, env_for, run_once, say, workloads
+from workloads import BENCH, BUILD, HAKMEM, ROOT, env_for, run_once, say, workloads
 
 FIXED_WORK = {
     "random_mixed 1 thread": [BUILD / "random_mixed", "200000", "4096", "1234567", "1", "1"],
@@ -64,6 +65,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=16, help="interleaved pairs per workload and thread count")
     ap.add_argument("--only", default="", help="comma-separated workloads: larson,xmalloc,random_mixed,python")
     ap.add_argument("--quick", action="store_true", help="the workloads' shorter forms")
+    ap.add_argument("--record", metavar="TITLE", help="also keep the tables in bench/results.json and RESULTS.md, "
+                    "under this title (what the change is)")
     args = ap.parse_args()
     only = [w for w in args.only.split(",") if w]
     unknown = set(only) - set(workloads(args.quick))
@@ -81,15 +84,26 @@ def main():
         say("builds: callgrind")
         pair = callgrind_pairs({"new": new, "base": base})
         fixed = {k: (callgrind_instructions(cmd, new), callgrind_instructions(cmd, base)) for k, cmd in FIXED_WORK.items()}
-    print(f"## libhakmem builds: {what}\n")
-    print(f"Throughput, new / base: median of {args.pairs} interleaved pairs (min-max), order alternating.\n")
-    print("| workload | threads | new / base |\n| --- | --- | --- |")
-    for name, threads, med, lo, hi in rows:
-        print(f"| {name} | {threads} | {med:.3f} ({lo:.2f}-{hi:.2f}) |")
-    print("\nInstructions (callgrind):\n\n| what | new | base | new / base |\n| --- | --- | --- | --- |")
-    print(f"| per malloc/free pair | {pair['new']:.1f} | {pair['base']:.1f} | {pair['new'] / pair['base']:.4f} |")
-    for k, (a, b) in fixed.items():
-        print(f"| {k}, whole run | {a:,} | {b:,} | {a / b:.4f} |")
+    lines = [f"Throughput, new / base: median of {args.pairs} interleaved pairs (min-max), order alternating.", "",
+             "| workload | threads | new / base |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {threads} | {med:.3f} ({lo:.2f}-{hi:.2f}) |" for name, threads, med, lo, hi in rows]
+    lines += ["", "Instructions (callgrind):", "", "| what | new | base | new / base |", "| --- | --- | --- | --- |",
+              f"| per malloc/free pair | {pair['new']:.1f} | {pair['base']:.1f} | {pair['new'] / pair['base']:.4f} |"]
+    lines += [f"| {k}, whole run | {a:,} | {b:,} | {a / b:.4f} |" for k, (a, b) in fixed.items()]
+    print(f"## libhakmem builds: {what}\n\n" + "\n".join(lines))
+    if args.record:
+        record(args.record, " ".join(sys.argv[1:]), lines)
+
+
+def record(title: str, argv: str, lines: list[str]):
+    """Into bench/results.json's `builds`, by title, and RESULTS.md (bench/report.py)."""
+    from report import write_markdown
+    path = BENCH / "results.json"
+    results = json.loads(path.read_text())
+    results.setdefault("builds", {})[title] = {"argv": argv, "lines": lines}
+    path.write_text(json.dumps(results, indent=1, default=str))
+    write_markdown(results, BENCH / "RESULTS.md", results.get("argv", ""))
+    say("builds: wrote bench/results.json and bench/RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ def write_markdown(res: dict, path: Path, argv: str):
     lines.append("")
     lines += _fleet(res.get("fleet"))
     lines += _profiling(res.get("profiling"))
+    lines += _builds(res.get("builds"))
     path.write_text("\n".join(lines))
 
 
@@ -121,6 +122,17 @@ def _fleet(f: dict | None) -> list[str]:
             lines.append(f"| {mode} | {r['interval_s']:.0f} s | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.0f} ms | "
                          f"{r['bytes'] / 1024:,.0f} KiB | {r['series']:,} | {by['rss_kib'] / 1024:.0f} MiB | {by['ready_s']:.1f} s |")
     return lines + [""]
+
+
+def _builds(b: dict | None) -> list[str]:
+    if not b:
+        return []
+    lines = ["## Allocator changes, head to head", "",
+             "Each made by `.venv/bin/python bench/builds.py ...` (the command is under its title): the work tree's "
+             "libhakmem against an earlier commit's, in interleaved pairs, and their instructions under callgrind.", ""]
+    for title, r in b.items():
+        lines += [f"### {title}", "", f"`.venv/bin/python bench/builds.py {r['argv']}`", "", *r["lines"], ""]
+    return lines
 
 
 def _profiling(p: dict | None) -> list[str]:

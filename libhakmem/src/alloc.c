@@ -105,25 +105,53 @@ static void *alloc_large_block(size_t n, size_t align, bool zero)
 	return p;
 }
 
-/* The countdown crossed zero in this allocation of n bytes: a sample, if something is attached to
- * take it (sample.c), in a block with room for the sample header before an `align`-aligned address. */
-static HAK_NOINLINE void *alloc_due(size_t n, size_t align, bool zero)
+/* A sampled allocation (sample.c): `mean` is that of the interval that ended. The block has room for
+ * the sample header before an `align`-aligned address. */
+static void *alloc_sampled(size_t n, size_t align, bool zero, uint64_t mean)
 {
-	struct hak_tcache *tc = &hak_tc;
-	uint64_t sample = hak_sample_due(tc); /* the mean of the interval that ended, or 0: no sample */
-	hak_ensure_init();
-	size_t offset = sample ? (align > 16 ? align : 16) : 0, at = align > 16 ? align : 16;
+	size_t offset = align > 16 ? align : 16;
 	if (align <= 4096 && n <= HAK_MAX_SMALL - offset) {
-		unsigned cls = aligned_class(n + offset, at);
+		unsigned cls = aligned_class(n + offset, offset);
 		if (cls < HAK_NUM_CLASSES) {
-			struct hak_block *b = alloc_class(tc, cls, n);
-			return b && sample ? hak_sample_small(b, offset, n, sample) : b;
+			struct hak_block *b = alloc_class(&hak_tc, cls, n);
+			return b ? hak_sample_small(b, offset, n, mean) : NULL;
 		}
 	}
 	void *p = alloc_large_block(n, align, zero);
-	if (p && sample)
-		hak_sample_large(p, n, sample);
+	if (p)
+		hak_sample_large(p, n, mean);
 	return p;
+}
+
+/* The countdown crossed zero in this allocation of n bytes: a sample, if something is attached to
+ * take it. */
+static HAK_NOINLINE void *alloc_due(size_t n, size_t align, bool zero)
+{
+	uint64_t mean = hak_sample_due(&hak_tc); /* 0: no sample */
+	hak_ensure_init();
+	if (mean)
+		return alloc_sampled(n, align, zero, mean);
+	if (align <= 4096 && n <= HAK_MAX_SMALL) {
+		unsigned cls = aligned_class(n, align > 16 ? align : 16);
+		if (cls < HAK_NUM_CLASSES)
+			return alloc_class(&hak_tc, cls, n);
+	}
+	return alloc_large_block(n, align, zero);
+}
+
+/* malloc's fast path popped `b` of class `cls` and then crossed zero: `b` it is, unless the allocation
+ * becomes a sample; then `b` goes back to the head of its cache, as it was. */
+static HAK_NOINLINE void *malloc_due(struct hak_block *b, unsigned cls, size_t n)
+{
+	struct hak_tcache *tc = &hak_tc;
+	uint64_t mean = hak_sample_due(tc);
+	if (!mean)
+		return b;
+	hak_link_set(b, tc->head[cls]);
+	b->key = hak_free_mark(b);
+	tc->head[cls] = b;
+	tc->room[cls]--;
+	return alloc_sampled(n, 0, false, mean);
 }
 
 static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
@@ -138,6 +166,15 @@ static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 	return alloc_large_block(n, align, zero);
 }
 
+/* malloc with the class's cache empty (or the thread new, or the library not initialised yet). */
+static HAK_NOINLINE void *malloc_slow(unsigned cls, size_t n)
+{
+	struct hak_tcache *tc = &hak_tc;
+	if (__builtin_sub_overflow(tc->sample_left, n, &tc->sample_left))
+		return alloc_due(n, 0, false);
+	return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
+}
+
 void *hak_malloc(size_t n)
 {
 	size_t cls;
@@ -149,13 +186,15 @@ void *hak_malloc(size_t n)
 	else
 		return alloc_large(n, 0, false);
 	struct hak_tcache __seg_fs *tc = hak_tc_fs();
-	if (unlikely(!count_down(tc, n)))
-		return alloc_due(n, 0, false);
 	struct hak_block *b = tc->head[cls];
 	__asm__("" : "+a"(b)); /* in the return register from the start: no move before the ret */
-	if (likely(b))
-		return pop(tc, cls, b);
-	return tc->heap ? alloc_slow(&hak_tc, cls, n) : alloc_first(&hak_tc, n);
+	if (unlikely(!b))
+		return malloc_slow(cls, n);
+	pop(tc, cls, b);
+	/* Counted last, as the requested-bytes counter it replaces was: on the way out. */
+	if (unlikely(!count_down(tc, n)))
+		return malloc_due(b, cls, n);
+	return b;
 }
 
 HAK_API void *malloc(size_t n) __attribute__((alias("hak_malloc")));

@@ -108,13 +108,13 @@ struct hak_heap {
  * %fs-relative access). All zero in a new thread: limits of 0 send the first malloc and free to the
  * slow path, which sets the heap up. */
 struct hak_tcache {
-	/* Bytes to the next allocation sample (sample.c), counted down by every allocation; what was
-	 * counted down since sample_base is the requested bytes not yet in `counters`. */
-	uint64_t sample_left;
 	struct hak_block *head[HAK_NUM_CLASSES];
 	/* Blocks the class's cache can still take (limit - length): free() decrements it and leaves on
 	 * the borrow, one instruction where comparing a length with the limit took five. */
 	uint32_t room[HAK_NUM_CLASSES];
+	/* Bytes to the next allocation sample (sample.c), counted down by every allocation; what was
+	 * counted down since sample_base is the requested bytes not yet in `counters`. */
+	uint64_t sample_left;
 	uint32_t limit[HAK_NUM_CLASSES];
 	struct hak_heap *heap;
 	uint64_t slow_bytes_since_flush;		/* bytes refilled, freed on slow paths, large, since the last flush */
