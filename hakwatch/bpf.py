@@ -34,6 +34,9 @@ ARG_COUNTS = {"init": 2, "flush": 2, "refill": 4, "sample_alloc": 3, "sample_fre
 # and sampled blocks not freed yet (a 2 MiB interval: an 8 GiB heap's worth at most).
 STACK_ENTRIES = 8192
 LIVE_SAMPLES = 4096
+# Memory syscalls stacked a second per process at most (all are counted; profiles scale the stacked
+# ones up): larson's 5,700 thread exits a second, each a glibc madvise, cost 1% of its CPU stacked.
+SYSCALL_STACKS_PER_S = 500
 BPF_NOEXIST = 1
 
 # libbcc's bpf_attach_uprobe takes a 7th argument, ref_ctr_offset, that bcc's Python wrapper does not
@@ -113,7 +116,8 @@ class Probes:
         cflags = [f"-I{PROBES_DIR}", f"-DMAX_TARGETS={max_targets}",
                   f"-DFOLLOW_INIT={int(follow_init)}", f"-DFOLLOW_FORK={int(follow_fork)}",
                   f"-DWATCH_EXECS={int(watch_execs)}", f"-DPROFILE={int(profile)}",
-                  f"-DSTACK_ENTRIES={STACK_ENTRIES}", f"-DLIVE_SAMPLES={LIVE_SAMPLES}", "-Wno-unused-function"]
+                  f"-DSTACK_ENTRIES={STACK_ENTRIES}", f"-DLIVE_SAMPLES={LIVE_SAMPLES}",
+                  f"-DSYSCALL_STACKS_PER_S={SYSCALL_STACKS_PER_S}", "-Wno-unused-function"]
         for name, count in ARG_COUNTS.items():
             exprs = argument_expressions(found[name].arguments) if name in found else ["0"] * count
             cflags += [f"-DARG_{name}_{i}={e}" for i, e in enumerate(exprs)]

@@ -23,6 +23,7 @@ KINDS = {
     "churn": (("events", "count"), ("bytes", "bytes")),
 }
 LOST = "[stack lost]"  # the stack map was full
+STACK_LOST, STACK_SKIPPED = -1, -2  # probes/hakwatch.bpf.c: no stack taken (map full; syscall paced)
 ALLOCATOR = "libhakmem"
 
 
@@ -80,6 +81,26 @@ def read(probes, pid: int, kind: str) -> dict[tuple[int, str], list[int]]:
             row = out[(k.stack, "" if kind == "alloc" else names[k.event])]
             row[0] += v.count
             row[1] += v.bytes
+    return _scaled(out)
+
+
+def _scaled(rows: dict[tuple[int, str], list[int]]) -> dict[tuple[int, str], list[int]]:
+    """Syscalls are stacked at most so many a second a process, all counted: an event's stacked rows
+    scaled up to its total (its unstacked row goes, unless nothing of it was stacked)."""
+    out = dict(rows)
+    for (stack, event), skipped in rows.items():
+        if stack != STACK_SKIPPED:
+            continue
+        stacked = [(k, v) for k, v in rows.items() if k[1] == event and k[0] != STACK_SKIPPED]
+        if not stacked:
+            continue
+        del out[(stack, event)]
+        for i in (0, 1):
+            have = sum(v[i] for _, v in stacked)
+            factor = (have + skipped[i]) / have if have else 0
+            for k, v in stacked:
+                out[k] = [*out[k]]
+                out[k][i] = round(v[i] * factor)
     return out
 
 
@@ -89,7 +110,7 @@ def build(probes, symbols, kind: str, start_ns: int) -> Profile:
     rows = read(probes, symbols.pid, kind)
     addresses = _addresses(probes.table("stacks"), {stack for stack, _ in rows})
     names = symbols.resolve(sorted({a for stack in addresses.values() for a in stack}))
-    frames_of = {stack: _frames(a, names) for stack, a in addresses.items()}
+    frames_of = {stack: _frames(stack, a, names) for stack, a in addresses.items()}
     samples = []
     for (stack, event), (count, nbytes) in rows.items():
         labels = {"pid": str(symbols.pid), **({"event": event} if event else {})}
@@ -117,7 +138,7 @@ def _addresses(stacks, ids: set[int]) -> dict[int, list[int]]:
     return out
 
 
-def _frames(addresses: list[int], names: dict[int, tuple[str, Mapping | None]]) -> tuple[Frame, ...]:
+def _frames(stack: int, addresses: list[int], names: dict[int, tuple[str, Mapping | None]]) -> tuple[Frame, ...]:
     if not addresses:
-        return (Frame(0, LOST, None),)
+        return (Frame(0, "[stack not taken]" if stack == STACK_SKIPPED else LOST, None),)
     return tuple(_program_frames([Frame(a, *names[a]) for a in addresses]))

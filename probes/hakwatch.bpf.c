@@ -16,10 +16,11 @@
  * those processes for copies of libhakmem it does not know yet.
  *
  * With PROFILE, the user stacks of allocation samples, of the allocator's slow-path events and of
- * memory syscalls go into `stacks`, and what each did into `sites` (and `live`, the samples not
- * freed yet): hakwatch's profiles (hakwatch/profiles.py).
+ * memory syscalls (at most SYSCALL_STACKS_PER_S a second a process) go into `stacks`, and what each
+ * did into `sites` (and `live`, the samples not freed yet): hakwatch's profiles (hakwatch/profiles.py).
  *
- * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, PROFILE, and
+ * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, PROFILE (with
+ * STACK_ENTRIES, LIVE_SAMPLES, SYSCALL_STACKS_PER_S), and
  * ARG_<probe>_<n>, the C expression reading a USDT argument from the registers, made from the ELF
  * note's argument spec.
  */
@@ -189,9 +190,14 @@ int on_refill(struct pt_regs *ctx)
 /* ---- profiles: who allocates, who holds, who makes the kernel work */
 
 #if PROFILE
+/* A site's stack when none was taken: the stack map was full, or the syscall came too soon after the
+ * process's previous stacked one (hakwatch scales the stacked ones up to the total). */
+#define STACK_LOST -1
+#define STACK_SKIPPED -2
+
 struct site_key {
 	u32 pid;
-	s32 stack;	/* in `stacks`; negative when the stack was lost (the map full) */
+	s32 stack;	/* in `stacks`, or STACK_LOST, STACK_SKIPPED */
 	u32 event;	/* enum hakwatch_event */
 	u32 pad;
 };
@@ -217,15 +223,20 @@ struct live_val {
 BPF_STACK_TRACE(stacks, STACK_ENTRIES);
 BPF_HASH(sites, struct site_key, struct site_val, STACK_ENTRIES);
 BPF_HASH(live, struct live_key, struct live_val, LIVE_SAMPLES);
+/* pid -> when its next syscall stack may be taken: a stack walk costs ~1.5 us, and a program that
+ * starts and ends thousands of threads a second makes as many madvise calls (glibc, each exiting
+ * thread's stack); at most SYSCALL_STACKS_PER_S a second are stacked, all are counted. */
+BPF_HASH(syscall_stack_at, u32, u64, MAX_TARGETS);
 
 static inline s32 user_stack(struct pt_regs *ctx)
 {
-	return stacks.get_stackid(ctx, BPF_F_USER_STACK);
+	s32 stack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
+	return stack < 0 ? STACK_LOST : stack;
 }
 
 static inline void add_site(u32 pid, s32 stack, u32 event, u64 count, u64 bytes)
 {
-	struct site_key k = {.pid = pid, .stack = stack < 0 ? -1 : stack, .event = event};
+	struct site_key k = {.pid = pid, .stack = stack, .event = event};
 	struct site_val zero = {}, *v = sites.lookup_or_try_init(&k, &zero);
 	if (v) {
 		__sync_fetch_and_add(&v->count, count);
@@ -244,7 +255,7 @@ int on_sample_alloc(struct pt_regs *ctx)
 	s32 stack = user_stack(ctx);
 	add_site(pid, stack, HAKWATCH_EV_SAMPLE, objects, weight);
 	struct live_key k = {.pid = pid, .addr = ARG_sample_alloc_0};
-	struct live_val v = {.stack = stack < 0 ? -1 : stack, .objects = objects, .bytes = weight};
+	struct live_val v = {.stack = stack, .objects = objects, .bytes = weight};
 	live.update(&k, &v); /* a full map leaves it out of the in-use profile */
 	return 0;
 }
@@ -272,6 +283,16 @@ int on_ss_lru_evict(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS
 int on_ss_madvise(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS_MADVISE, ARG_ss_madvise_1); }
 int on_large_map(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_LARGE_MAP, ARG_large_map_1); }
 int on_large_unmap(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_LARGE_UNMAP, ARG_large_unmap_1); }
+
+static inline s32 syscall_stack(void *ctx, u32 pid)
+{
+	u64 now = bpf_ktime_get_ns(), zero = 0, *at = syscall_stack_at.lookup_or_try_init(&pid, &zero);
+	if (!at || now < *at)
+		return STACK_SKIPPED;
+	*at = now + 1000000000ull / SYSCALL_STACKS_PER_S;
+	s32 stack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
+	return stack < 0 ? STACK_LOST : stack;
+}
 #endif
 
 /* ---- processes */
@@ -326,7 +347,7 @@ static inline int sys_enter(void *ctx, u32 nr, u64 bytes)
 	if (!watched(id >> 32))
 		return 0;
 #if PROFILE
-	add_site(id >> 32, stacks.get_stackid(ctx, BPF_F_USER_STACK), HAKWATCH_EV_SYSCALL + nr, 1, bytes);
+	add_site(id >> 32, syscall_stack(ctx, id >> 32), HAKWATCH_EV_SYSCALL + nr, 1, bytes);
 #endif
 	u32 tid = id;
 	struct inflight f = {.start_ns = bpf_ktime_get_ns(), .bytes = bytes, .nr = nr};

@@ -58,3 +58,11 @@ def test_pprof_keeps_names_values_labels_and_mappings():
     assert all({s[lb.key]: s[lb.str] for lb in smp.label} == {"event": "ss_unmap"} for smp in p.sample)
     assert s[p.mapping[0].filename] == "/srv/app" and p.mapping[0].has_functions
     assert all(x.mapping_id == 1 for x in p.location)
+
+
+def test_paced_syscall_stacks_are_scaled_up_to_every_call():
+    from hakwatch.profiles import STACK_SKIPPED, _scaled
+    rows = {(7, "madvise"): [30, 3000], (8, "madvise"): [10, 1000], (STACK_SKIPPED, "madvise"): [60, 6000],
+            (9, "ss_unmap"): [4, 8 << 20], (STACK_SKIPPED, "munmap"): [5, 500]}
+    assert _scaled(rows) == {(7, "madvise"): [75, 7500], (8, "madvise"): [25, 2500], (9, "ss_unmap"): [4, 8 << 20],
+                             (STACK_SKIPPED, "munmap"): [5, 500]}
