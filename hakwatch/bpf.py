@@ -106,6 +106,7 @@ class Probes:
         # not resolved: /proc/PID/map_files/... must stay the link the kernel follows to the mapped file
         self.lib = os.path.abspath(lib) if lib else None
         found = hakmem_sites(self.lib, lib) if self.lib else {}
+        self.profile = profile
         self.names = HAKMEM_PROBES + (("refill",) if detail_refill else ()) + (PROFILE_PROBES if profile else ())
         missing = [n for n in self.names if found and n not in found]
         if missing:

@@ -227,7 +227,27 @@ class Reader:
                     del self.probes.table(name)[ct.c_uint32(pid)]
                 except KeyError:
                     pass
-        for name in ("syscalls", "refill_ns"):
+        for name in ("syscalls", "refill_ns") + (("sites", "live") if getattr(self.probes, "profile", False) else ()):
             table = self.probes.table(name)
             for k in [k for k in table.keys() if k.pid in pids]:
                 del table[k]
+        if getattr(self.probes, "profile", False):
+            self._forget_stacks(pids)
+
+    def _forget_stacks(self, pids: set[int]):
+        """Profiles: the stacks no process left refers to, so that the stack map does not fill up."""
+        import ctypes as ct
+        at = self.probes.table("syscall_stack_at")
+        for pid in pids:
+            try:
+                del at[ct.c_uint32(pid)]
+            except KeyError:
+                pass
+        used = {k.stack for k in self.probes.table("sites").keys()}
+        used |= {v.stack for v in self.probes.table("live").values()}
+        stacks = self.probes.table("stacks")
+        for k in [k for k in stacks.keys() if k.value not in used]:
+            try:
+                del stacks[k]
+            except KeyError:
+                pass

@@ -26,7 +26,7 @@
 #define HAK_SAMPLE_INTERVAL 2097152
 /* ... but at most about this many a second (sample.c's pace): a program allocating GB/s gets a wider
  * interval, not a slower profile. */
-#define HAK_SAMPLE_MAX_RATE 1000
+#define HAK_SAMPLE_MAX_RATE 500
 #define HAK_XSTR(x) #x
 #define HAK_STR(x) HAK_XSTR(x)
 

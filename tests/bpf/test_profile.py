@@ -18,7 +18,7 @@ from hakwatch_helpers import HAKWATCH
 
 MIB = 1 << 20
 # Samples every 16 KiB on average (the default is 2 MiB), as many a second as that makes (the default
-# paces a process to ~1,000 a second): 300 MiB give ~19,000 samples, so the smallest site's estimate
+# paces a process to ~500 a second): 300 MiB give ~19,000 samples, so the smallest site's estimate
 # (~1,900 samples) is within a few percent.
 SAMPLING = {"HAKMEM_SAMPLE_INTERVAL": "16384", "HAKMEM_SAMPLE_MAX_RATE": "0"}
 
@@ -165,3 +165,21 @@ def test_run_serves_the_profiles_of_what_it_watches(hakwatch, programs, libhakme
     h.proc.stdin.write("exit\n")
     h.proc.stdin.flush()
     assert h.proc.wait(30) == 0
+
+
+def test_a_forgotten_process_leaves_no_sites_samples_or_stacks(sites, libhakmem):
+    """Expiry (--retention) deletes a profiled process's sites and live samples, and the stacks no
+    other process refers to: a long `attach --profile` does not fill its maps."""
+    from hakwatch.bpf import Probes
+    from hakwatch.reader import Reader
+
+    with Probes(str(libhakmem), follow_init=True, profile=True) as probes:
+        s = sites(**SAMPLING)
+        s.do("keep 20")
+        s.do("exit")
+        s.proc.wait(10)
+        assert list(probes.table("sites").keys()) and list(probes.table("live").keys())
+        assert list(probes.table("stacks").keys())
+        Reader(probes, retention_s=0).expire()
+        assert not list(probes.table("sites").keys()) and not list(probes.table("live").keys())
+        assert not list(probes.table("stacks").keys())
