@@ -1,7 +1,8 @@
 """The cost of profiling: every bench workload under libhakmem while hakwatch's profile program is
 attached (allocation samples at the default interval, with their stacks; the stacks of SuperSlab,
 large-block and syscall events; the counters), against the same runs on a copy of the library that
-it does not watch, in interleaved pairs (the ratio is the median of the pairs' ratios).
+it does not watch, in interleaved pairs of alternating order (the ratio is the median of the pairs'
+ratios).
 
     sudo .venv/bin/python bench/profiling.py            # into bench/results.json and RESULTS.md
     sudo .venv/bin/python bench/profiling.py --reps 2 --no-write
@@ -34,9 +35,9 @@ def measure(reps: int, quick: bool) -> dict:
                     cmd = w["cmd"](threads)
                     before = _sampled_bytes(probes)
                     watched, plain = [], []
-                    for _ in range(reps):
-                        plain.append(run_once(cmd, env_for(unwatched, w.get("env")))[0])
-                        watched.append(run_once(cmd, env_for(HAKMEM, w.get("env")))[0])
+                    for i in range(reps):  # the pair's order alternates: what runs first gains or loses
+                        for lib, into in ((unwatched, plain), (HAKMEM, watched))[::1 if i % 2 else -1]:
+                            into.append(run_once(cmd, env_for(lib, w.get("env")))[0])
                     ratio = statistics.median(a / b for a, b in zip(watched, plain))
                     sampled = (_sampled_bytes(probes) - before) / reps
                     say(f"profiling: {name} {threads}t: {ratio:.3f} of unwatched, {sampled / 2**20:,.0f} MiB "

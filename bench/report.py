@@ -143,9 +143,10 @@ def _profiling(p: dict | None) -> list[str]:
              f"Made by `{command}`: each workload under libhakmem while the BPF program of `hakwatch profile` "
              "is attached to it (allocation samples at the default 2 MiB mean interval, each with its user stack; "
              "the stacks of SuperSlab, large-block and memory-syscall events; the counters), against the same runs "
-             f"on a copy of the library it does not watch, in {p['reps']} interleaved pairs; the ratio is the median "
-             "of the pairs' ratios. The allocated bytes are the samples' estimate (their weights' sum): over 2 MiB, "
-             "about the number of samples a run took.", "",
+             f"on a copy of the library it does not watch, in {p['reps']} interleaved pairs of alternating order; the "
+             "ratio is the median of the pairs' ratios. The allocated bytes are the samples' estimate (their weights' "
+             "sum); a process takes at most ~500 samples a second (HAKMEM_SAMPLE_MAX_RATE), so where it allocates "
+             "GB/s each sample stands for more.", "",
              "| workload | threads | profiled / unprofiled | allocated a run (estimate) |", "| --- | --- | --- | --- |"]
     for name, by_threads in p["workloads"].items():
         for threads, r in by_threads.items():
