@@ -13,7 +13,6 @@ Prints a table; writes nothing. Time nothing else meanwhile: a busy second core 
 """
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from run import build, callgrind_instructions, callgrind_pairs
-from workloads import BENCH, BUILD, HAKMEM, ROOT, env_for, run_once, say, workloads
+from workloads import BUILD, HAKMEM, ROOT, env_for, run_once, say, workloads
 
 FIXED_WORK = {
     "random_mixed 1 thread": [BUILD / "random_mixed", "200000", "4096", "1234567", "1", "1"],
@@ -97,12 +96,8 @@ def main():
 
 def record(title: str, argv: str, lines: list[str]):
     """Into bench/results.json's `builds`, by title, and RESULTS.md (bench/report.py)."""
-    from report import write_markdown
-    path = BENCH / "results.json"
-    results = json.loads(path.read_text())
-    results.setdefault("builds", {})[title] = {"argv": argv, "lines": lines}
-    path.write_text(json.dumps(results, indent=1, default=str))
-    write_markdown(results, BENCH / "RESULTS.md", results.get("argv", ""))
+    from report import keep
+    keep("builds", {title: {"argv": argv, "lines": lines}}, merge=True)
     say("builds: wrote bench/results.json and bench/RESULTS.md")
 
 

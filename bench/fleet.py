@@ -103,12 +103,8 @@ def main():
     res["argv"] = " ".join(sys.argv[1:])
     print(json.dumps(res, indent=1))
     if not args.no_write:
-        from report import write_markdown
-        path = BENCH / "results.json"
-        results = json.loads(path.read_text())
-        results["fleet"] = res
-        path.write_text(json.dumps(results, indent=1, default=str))
-        write_markdown(results, BENCH / "RESULTS.md", results.get("argv", ""))
+        from report import keep
+        keep("fleet", res)
         say("fleet: wrote bench/results.json and bench/RESULTS.md")
 
 

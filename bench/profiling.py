@@ -17,7 +17,7 @@ import statistics
 import sys
 
 from run import build
-from workloads import BENCH, HAKMEM, ROOT, env_for, run_once, say, workloads
+from workloads import HAKMEM, ROOT, env_for, run_once, say, workloads
 
 sys.path.insert(0, str(ROOT))
 
@@ -72,12 +72,8 @@ def main():
     res["argv"] = " ".join(sys.argv[1:])
     print(json.dumps(res, indent=1))
     if not args.no_write:
-        from report import write_markdown
-        path = BENCH / "results.json"
-        results = json.loads(path.read_text())
-        results["profiling"] = res
-        path.write_text(json.dumps(results, indent=1, default=str))
-        write_markdown(results, BENCH / "RESULTS.md", results.get("argv", ""))
+        from report import keep
+        keep("profiling", res)
         say("profiling: wrote bench/results.json and bench/RESULTS.md")
 
 

@@ -1,6 +1,18 @@
 """bench/RESULTS.md and bench/results.png from the results run.py gathered."""
 
+import json
 from pathlib import Path
+
+RESULTS_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+def keep(section: str, value: dict, merge: bool = False):
+    """One section of bench/results.json replaced (merge: its entries updated), the rest kept as the
+    last runs left it; RESULTS.md written again from them all."""
+    results = json.loads(RESULTS_JSON.read_text())
+    results[section] = {**results.get(section, {}), **value} if merge else value
+    RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str))
+    write_markdown(results, RESULTS_JSON.with_name("RESULTS.md"), results.get("argv", ""))
 
 
 def _fmt_ops(x: float) -> str:
