@@ -26,7 +26,8 @@ BPF_SOURCE = PROBES_DIR / "hakwatch.bpf.c"
 # per-event probes are there for bpftrace and for stacks.
 HAKMEM_PROBES = ("init", "flush")
 # Profiles (hakwatch/profiles.py): allocation samples and the slow-path events, each with its stack.
-PROFILE_PROBES = ("sample_alloc", "sample_free", "ss_map", "ss_unmap", "ss_lru_evict", "ss_madvise",
+# sample_free first: a sample freed between the two attaches would stay in `live` for ever.
+PROFILE_PROBES = ("sample_free", "sample_alloc", "ss_map", "ss_unmap", "ss_lru_evict", "ss_madvise",
                   "large_map", "large_unmap")
 ARG_COUNTS = {"init": 2, "flush": 2, "refill": 4, "sample_alloc": 3, "sample_free": 2, "ss_map": 2, "ss_unmap": 2,
               "ss_lru_evict": 2, "ss_madvise": 2, "large_map": 2, "large_unmap": 2}
@@ -34,8 +35,9 @@ ARG_COUNTS = {"init": 2, "flush": 2, "refill": 4, "sample_alloc": 3, "sample_fre
 # and sampled blocks not freed yet (a 2 MiB interval: an 8 GiB heap's worth at most).
 STACK_ENTRIES = 8192
 LIVE_SAMPLES = 4096
-# Memory syscalls stacked a second per process at most (all are counted; profiles scale the stacked
-# ones up): larson's 5,700 thread exits a second, each a glibc madvise, cost 1% of its CPU stacked.
+# Memory syscalls stacked a second per process, about, at most (each drawn at random and counted for the
+# calls it stands for): larson's 5,700 thread exits a second, each a glibc madvise, cost 1% of its CPU
+# when every one was stacked.
 SYSCALL_STACKS_PER_S = 500
 BPF_NOEXIST = 1
 
@@ -49,6 +51,20 @@ _libc = ct.CDLL(None)
 _close_perf_event = _libbcc.bpf_close_perf_event_fd
 _close_perf_event.restype = ct.c_int
 _close_perf_event.argtypes = [ct.c_int]
+_detach_uprobe = _libbcc.bpf_detach_uprobe
+_detach_uprobe.restype = ct.c_int
+_detach_uprobe.argtypes = [ct.c_char_p]
+UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+
+
+def _in_tracefs(ev_name: bytes) -> bool:
+    """Whether libbcc made the uprobe through tracefs: it does when the kernel refuses the perf PMU's,
+    and a tracefs uprobe has no semaphore and outlives its descriptor."""
+    try:
+        with open(UPROBE_EVENTS, "rb") as f:
+            return b"/" + ev_name in f.read()
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -167,6 +183,15 @@ class Probes:
                 raise HakwatchError(f"process {pid} exited while hakwatch attached to it")
             raise HakwatchError(f"could not attach probe hakmem:{probe.name} in {probe.path}: "
                                 f"{os.strerror(err) if err else 'error ' + str(fd)}")
+        if _in_tracefs(ev_name):
+            # The kernel refused the semaphore (dmesg: "ref_ctr_offset mismatch"): another tool holds a
+            # uprobe at this site without it, and libbcc fell back to one that would never fire.
+            _close_perf_event(fd)
+            with _quiet_stderr():
+                _detach_uprobe(ev_name)
+            raise HakwatchError(f"could not attach probe hakmem:{probe.name} in {probe.path} with its semaphore: "
+                                "another tool has a uprobe at that site without it (dmesg says \"ref_ctr_offset "
+                                f"mismatch\"; look for it in {UPROBE_EVENTS}); detach that one first")
         self._fds.append(fd)
 
     def watching(self, pid: int) -> bool:

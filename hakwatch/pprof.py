@@ -15,7 +15,7 @@ from hakwatch.profiles import Profile
 FORMATS = ("pprof", "folded")
 
 
-def _profile_pb2():
+def load_profile_proto():
     try:
         from hakwatch import profile_pb2
     except ImportError as e:
@@ -25,7 +25,7 @@ def _profile_pb2():
 
 
 def to_pprof(p: Profile) -> bytes:
-    pb = _profile_pb2()
+    pb = load_profile_proto()
     out = pb.Profile()
     strings: dict[str, int] = {}
 
@@ -44,11 +44,11 @@ def to_pprof(p: Profile) -> bytes:
         out.mapping.add(id=i, memory_start=m.start, memory_limit=m.limit, file_offset=m.offset,
                         filename=s(m.path), has_functions=True)
     function_ids: dict[str, int] = {}
-    location_ids: dict[tuple, int] = {}  # by mapping and address: processes merged share no address space
+    location_ids: dict[tuple, int] = {}  # by mapping, address and name: merged processes share no address space
     for frames, values, labels in p.samples:
         ids = []
         for f in frames:
-            where = (f.mapping, f.address)
+            where = (f.mapping, f.address, f.function)
             if where not in location_ids:
                 if f.function not in function_ids:
                     function_ids[f.function] = len(function_ids) + 1

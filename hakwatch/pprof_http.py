@@ -14,7 +14,8 @@ import threading
 import time
 from urllib.parse import parse_qs
 
-from hakwatch.pprof import to_pprof
+from hakwatch.errors import HakwatchError
+from hakwatch.pprof import load_profile_proto, to_pprof
 from hakwatch.profiles import build, merge
 from hakwatch.symbolizer import RemoteSymbols, Symbolizer
 
@@ -23,21 +24,26 @@ PATHS = {"/debug/pprof/allocs": "alloc", "/debug/pprof/heap": "inuse", "/debug/p
 
 class PprofEndpoints:
     def __init__(self, probes):
+        load_profile_proto()  # imported now, as root: after the drop a checkout under /root is out of reach
         self.probes = probes
         self.symbolizer = Symbolizer(probes)  # forked now, while hakwatch is root
         self.lock = threading.Lock()  # one question at a time on the helper's socket
         self.start_ns = time.time_ns()
 
     def __call__(self, environ, start_response):
-        kind = PATHS[environ["PATH_INFO"]]
+        kind = PATHS.get(environ["PATH_INFO"])
+        if kind is None:  # /debug/pprof/profile, goroutine...: what a Go program has and hakwatch has not
+            return _text(start_response, "404 Not Found", "no such profile here: allocs, heap or churn")
         pid = parse_qs(environ.get("QUERY_STRING", "")).get("pid", [""])[0]
         watched = sorted(k.value for k in self.probes.table("targets").keys())
-        if pid and (not pid.isdigit() or int(pid) not in watched):
-            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [f"pid {pid!r} is not watched\n".encode()]
-        with self.lock:
-            profiles = [build(self.probes, RemoteSymbols(self.symbolizer, p), kind, self.start_ns)
-                        for p in ([int(pid)] if pid else watched)]
+        if pid and (not (pid.isascii() and pid.isdigit()) or int(pid) not in watched):
+            return _text(start_response, "404 Not Found", f"pid {pid!r} is not watched")
+        try:
+            with self.lock:
+                profiles = [build(self.probes, RemoteSymbols(self.symbolizer, p), kind, self.start_ns)
+                            for p in ([int(pid)] if pid else watched)]
+        except HakwatchError as e:
+            return _text(start_response, "503 Service Unavailable", str(e))
         body = to_pprof(merge(profiles, kind, self.start_ns))
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Disposition", f'attachment; filename="{kind}.pb.gz"')])
@@ -45,3 +51,8 @@ class PprofEndpoints:
 
     def close(self):
         self.symbolizer.close()
+
+
+def _text(start_response, status: str, line: str):
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [line.encode() + b"\n"]

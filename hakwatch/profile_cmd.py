@@ -46,10 +46,10 @@ def _profile(pid_text, duration, kind, fmt, output):
     if not mapping:
         raise HakwatchError(f"process {pid} ({comm_of(pid)}) does not use libhakmem")
     comm, start_ns = comm_of(pid), time.time_ns()
-    symbols = ProcessSymbols(pid)  # now, while it is alive: its profile stays readable if it exits
-    probes = None
+    probes = Probes(mapping.lasting_path(), profile=True)
+    symbols = None
     try:
-        probes = Probes(mapping.lasting_path(), profile=True)
+        symbols = ProcessSymbols(pid)  # now, while it is alive: its profile stays readable if it exits
         if not probes.watch_running(mapping, comm):
             raise HakwatchError(f"process {pid} exited while hakwatch attached")
         click.echo(f"hakwatch: profiling process {pid} ({comm}) for {duration:g} s", err=True)
@@ -61,7 +61,8 @@ def _profile(pid_text, duration, kind, fmt, output):
         probes = None
         _save(write(result, fmt), output)
     finally:
-        symbols.close()
+        if symbols is not None:
+            symbols.close()
         if probes is not None:
             probes.close()
     total = [sum(values[i] for _, values, _ in result.samples) for i in (0, 1)]
@@ -80,7 +81,11 @@ def _save(data: bytes, output: str):
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".hakwatch-profile-")
     except OSError as e:
         raise HakwatchError(f"cannot write {output}: {e.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, output)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, output)
+    except OSError as e:
+        os.unlink(tmp)
+        raise HakwatchError(f"cannot write {output}: {e.strerror}") from None

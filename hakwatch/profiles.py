@@ -23,7 +23,7 @@ KINDS = {
     "churn": (("events", "count"), ("bytes", "bytes")),
 }
 LOST = "[stack lost]"  # the stack map was full
-STACK_LOST, STACK_SKIPPED = -1, -2  # probes/hakwatch.bpf.c: no stack taken (map full; syscall paced)
+STACK_LOST = -1  # probes/hakwatch.bpf.c: no stack could be taken
 ALLOCATOR = "libhakmem"
 
 
@@ -68,40 +68,26 @@ def read(probes, pid: int, kind: str) -> dict[tuple[int, str], list[int]]:
     out: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     names = event_names()
     if kind == "inuse":
-        for k, v in probes.table("live").items():
+        for k, v in _entries(probes.table("live")):
             if k.pid == pid:
                 row = out[(v.stack, "")]
                 row[0] += v.objects
                 row[1] += v.bytes
         return out
-    for k, v in probes.table("sites").items():
+    for k, v in _entries(probes.table("sites")):
         if k.pid != pid or k.event >= len(names):
             continue
         if (kind == "alloc") == (names[k.event] == "sample"):
             row = out[(k.stack, "" if kind == "alloc" else names[k.event])]
             row[0] += v.count
             row[1] += v.bytes
-    return _scaled(out)
-
-
-def _scaled(rows: dict[tuple[int, str], list[int]]) -> dict[tuple[int, str], list[int]]:
-    """Syscalls are stacked at most so many a second a process, all counted: an event's stacked rows
-    scaled up to its total (its unstacked row goes, unless nothing of it was stacked)."""
-    out = dict(rows)
-    for (stack, event), skipped in rows.items():
-        if stack != STACK_SKIPPED:
-            continue
-        stacked = [(k, v) for k, v in rows.items() if k[1] == event and k[0] != STACK_SKIPPED]
-        if not stacked:
-            continue
-        del out[(stack, event)]
-        for i in (0, 1):
-            have = sum(v[i] for _, v in stacked)
-            factor = (have + skipped[i]) / have if have else 0
-            for k, v in stacked:
-                out[k] = [*out[k]]
-                out[k][i] = round(v[i] * factor)
     return out
+
+
+def _entries(table) -> list:
+    """A map's entries, each once: a walk of a BPF hash starts over from its first entry when the one it
+    stands on is deleted meanwhile (a sample freed, a process forgotten), and would count some twice."""
+    return list({bytes(k): (k, v) for k, v in table.items()}.values())
 
 
 def build(probes, symbols, kind: str, start_ns: int) -> Profile:
@@ -110,7 +96,7 @@ def build(probes, symbols, kind: str, start_ns: int) -> Profile:
     rows = read(probes, symbols.pid, kind)
     addresses = _addresses(probes.table("stacks"), {stack for stack, _ in rows})
     names = symbols.resolve(sorted({a for stack in addresses.values() for a in stack}))
-    frames_of = {stack: _frames(stack, a, names) for stack, a in addresses.items()}
+    frames_of = {stack: _frames(a, names) for stack, a in addresses.items()}
     samples = []
     for (stack, event), (count, nbytes) in rows.items():
         labels = {"pid": str(symbols.pid), **({"event": event} if event else {})}
@@ -138,7 +124,7 @@ def _addresses(stacks, ids: set[int]) -> dict[int, list[int]]:
     return out
 
 
-def _frames(stack: int, addresses: list[int], names: dict[int, tuple[str, Mapping | None]]) -> tuple[Frame, ...]:
+def _frames(addresses: list[int], names: dict[int, tuple[str, Mapping | None]]) -> tuple[Frame, ...]:
     if not addresses:
-        return (Frame(0, "[stack not taken]" if stack == STACK_SKIPPED else LOST, None),)
+        return (Frame(0, LOST, None),)
     return tuple(_program_frames([Frame(a, *names[a]) for a in addresses]))

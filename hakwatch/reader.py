@@ -237,7 +237,7 @@ class Reader:
     def _forget_stacks(self, pids: set[int]):
         """Profiles: the stacks no process left refers to, so that the stack map does not fill up."""
         import ctypes as ct
-        at = self.probes.table("syscall_stack_at")
+        at = self.probes.table("syscall_pace")
         for pid in pids:
             try:
                 del at[ct.c_uint32(pid)]

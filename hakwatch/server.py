@@ -104,9 +104,7 @@ class MetricsServer:
                 start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
                 return [LANDING if pprof is None else LANDING.replace(b"</body>", PPROF_LINKS + b"</body>")]
             if pprof is not None and path.startswith("/debug/pprof/"):
-                from hakwatch.pprof_http import PATHS
-                if path in PATHS:
-                    return pprof(environ, start_response)
+                return pprof(environ, start_response)
             return metrics_app(environ, start_response)
 
         _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET

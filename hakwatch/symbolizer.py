@@ -11,10 +11,12 @@ privilege separation of OpenSSH's monitor, in small).
 import ctypes as ct
 import json
 import os
+import resource
 import select
 import signal
 import socket
 import struct
+import time
 
 from hakwatch.errors import HakwatchError
 from hakwatch.symbols import Mapping
@@ -79,9 +81,13 @@ class Symbolizer:
         return mappings, names
 
     def close(self):
-        self.sock.close()  # the helper sees the end of its socket and exits
+        """The helper sees the end of its socket and exits; waited for a moment only (it dies with
+        hakwatch anyway, and a helper stuck in /proc must not keep hakwatch from detaching)."""
+        self.sock.close()
+        deadline = time.monotonic() + 1.0
         try:
-            os.waitpid(self.pid, 0)
+            while not os.waitpid(self.pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+                time.sleep(0.02)
         except ChildProcessError:
             pass
 
@@ -93,6 +99,9 @@ def _helper(sock: socket.socket, targets, keep: set[int]):
     status = 0
     try:
         ct.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: ends with the server
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is hakwatch's to handle
+        # bcc keeps each process's mapped files open: as many descriptors as the host allows
+        resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
         for fd in map(int, os.listdir("/proc/self/fd")):
             if fd > 2 and fd not in keep:  # the probes' descriptors: a detach must not wait for us
                 try:

@@ -16,7 +16,8 @@
  * those processes for copies of libhakmem it does not know yet.
  *
  * With PROFILE, the user stacks of allocation samples, of the allocator's slow-path events and of
- * memory syscalls (at most SYSCALL_STACKS_PER_S a second a process) go into `stacks`, and what each
+ * memory syscalls (about SYSCALL_STACKS_PER_S a second a process at most, each drawn at random and
+ * counted for the calls it stands for) go into `stacks`, and what each
  * did into `sites` (and `live`, the samples not freed yet): hakwatch's profiles (hakwatch/profiles.py).
  *
  * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, PROFILE (with
@@ -190,14 +191,12 @@ int on_refill(struct pt_regs *ctx)
 /* ---- profiles: who allocates, who holds, who makes the kernel work */
 
 #if PROFILE
-/* A site's stack when none was taken: the stack map was full, or the syscall came too soon after the
- * process's previous stacked one (hakwatch scales the stacked ones up to the total). */
+/* A site's stack when none could be taken: the stack map was full (or two stacks hashed alike). */
 #define STACK_LOST -1
-#define STACK_SKIPPED -2
 
 struct site_key {
 	u32 pid;
-	s32 stack;	/* in `stacks`, or STACK_LOST, STACK_SKIPPED */
+	s32 stack;	/* in `stacks`, or STACK_LOST */
 	u32 event;	/* enum hakwatch_event */
 	u32 pad;
 };
@@ -223,10 +222,17 @@ struct live_val {
 BPF_STACK_TRACE(stacks, STACK_ENTRIES);
 BPF_HASH(sites, struct site_key, struct site_val, STACK_ENTRIES);
 BPF_HASH(live, struct live_key, struct live_val, LIVE_SAMPLES);
-/* pid -> when its next syscall stack may be taken: a stack walk costs ~1.5 us, and a program that
- * starts and ends thousands of threads a second makes as many madvise calls (glibc, each exiting
- * thread's stack); at most SYSCALL_STACKS_PER_S a second are stacked, all are counted. */
-BPF_HASH(syscall_stack_at, u32, u64, MAX_TARGETS);
+/* A stack walk costs ~1.8 us, and a program that starts and ends thousands of threads a second makes
+ * as many madvise calls (glibc's, on each exiting thread's stack). So each memory syscall of a process
+ * is stacked with probability 2^-shift, and counted for 2^shift: `shift` goes up after a second
+ * (2^30 ns) in which more than SYSCALL_STACKS_PER_S were stacked, down after one with less than a
+ * quarter of that. Each call is drawn on its own: the counts by stack stay unbiased, bursts or not. */
+struct stack_pace {
+	u64 second;
+	u32 taken;
+	u32 shift;
+};
+BPF_HASH(syscall_pace, u32, struct stack_pace, MAX_TARGETS);
 
 static inline s32 user_stack(struct pt_regs *ctx)
 {
@@ -284,14 +290,25 @@ int on_ss_madvise(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_SS_M
 int on_large_map(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_LARGE_MAP, ARG_large_map_1); }
 int on_large_unmap(struct pt_regs *ctx) { return slow_event(ctx, HAKWATCH_EV_LARGE_UNMAP, ARG_large_unmap_1); }
 
-static inline s32 syscall_stack(void *ctx, u32 pid)
+static inline void syscall_site(void *ctx, u32 pid, u32 event, u64 bytes)
 {
-	u64 now = bpf_ktime_get_ns(), zero = 0, *at = syscall_stack_at.lookup_or_try_init(&pid, &zero);
-	if (!at || now < *at)
-		return STACK_SKIPPED;
-	*at = now + 1000000000ull / SYSCALL_STACKS_PER_S;
-	s32 stack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
-	return stack < 0 ? STACK_LOST : stack;
+	struct stack_pace zero = {}, *p = syscall_pace.lookup_or_try_init(&pid, &zero);
+	if (!p)
+		return;
+	u64 second = bpf_ktime_get_ns() >> 30;
+	if (second != p->second) {
+		if (p->taken > SYSCALL_STACKS_PER_S && p->shift < 16)
+			p->shift++;
+		else if (p->taken < SYSCALL_STACKS_PER_S / 4 && p->shift)
+			p->shift--;
+		p->second = second;
+		p->taken = 0;
+	}
+	u32 shift = p->shift & 15;
+	if (bpf_get_prandom_u32() & ((1u << shift) - 1))
+		return;
+	p->taken++;
+	add_site(pid, user_stack(ctx), event, 1ull << shift, bytes << shift);
 }
 #endif
 
@@ -347,7 +364,7 @@ static inline int sys_enter(void *ctx, u32 nr, u64 bytes)
 	if (!watched(id >> 32))
 		return 0;
 #if PROFILE
-	add_site(id >> 32, syscall_stack(ctx, id >> 32), HAKWATCH_EV_SYSCALL + nr, 1, bytes);
+	syscall_site(ctx, id >> 32, HAKWATCH_EV_SYSCALL + nr, bytes);
 #endif
 	u32 tid = id;
 	struct inflight f = {.start_ns = bpf_ktime_get_ns(), .bytes = bytes, .nr = nr};

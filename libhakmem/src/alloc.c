@@ -32,10 +32,10 @@ due:
 }
 
 /* An allocation that fails was not asked for: its bytes come off the count again (at the next
- * settling, wherever the countdown stands). */
+ * settling), the countdown to the next sample left as it is. */
 static void *fail(struct hak_tcache *tc, size_t n)
 {
-	tc->sample_left += n;
+	tc->sample_base -= n;
 	errno = ENOMEM;
 	return NULL;
 }
@@ -127,10 +127,14 @@ static void *alloc_sampled(size_t n, size_t align, bool zero, uint64_t mean)
  * take it. */
 static HAK_NOINLINE void *alloc_due(size_t n, size_t align, bool zero)
 {
-	uint64_t mean = hak_sample_due(&hak_tc); /* 0: no sample */
-	hak_ensure_init();
-	if (mean)
-		return alloc_sampled(n, align, zero, mean);
+	hak_ensure_init(); /* the options first: the interval drawn next is HAKMEM_SAMPLE_INTERVAL's */
+	uint64_t mean = hak_sample_due(&hak_tc, n); /* 0: no sample */
+	if (mean) {
+		void *p = alloc_sampled(n, align, zero, mean);
+		if (p)
+			return p;
+		hak_tc.sample_base += n; /* counted again: the plain allocation below may still succeed */
+	}
 	if (align <= 4096 && n <= HAK_MAX_SMALL) {
 		unsigned cls = aligned_class(n, align > 16 ? align : 16);
 		if (cls < HAK_NUM_CLASSES)
@@ -144,14 +148,18 @@ static HAK_NOINLINE void *alloc_due(size_t n, size_t align, bool zero)
 static HAK_NOINLINE void *malloc_due(struct hak_block *b, unsigned cls, size_t n)
 {
 	struct hak_tcache *tc = &hak_tc;
-	uint64_t mean = hak_sample_due(tc);
+	uint64_t mean = hak_sample_due(tc, n);
 	if (!mean)
 		return b;
 	hak_link_set(b, tc->head[cls]);
 	b->key = hak_free_mark(b);
 	tc->head[cls] = b;
 	tc->room[cls]--;
-	return alloc_sampled(n, 0, false, mean);
+	void *p = alloc_sampled(n, 0, false, mean);
+	if (p)
+		return p;
+	tc->sample_base += n; /* counted again, and the block it had is its after all */
+	return alloc_class(tc, cls, n);
 }
 
 static HAK_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)

@@ -95,10 +95,12 @@ full:
 /* Not the start of a block of its page's class, or in a page with no blocks. */
 static HAK_NOINLINE void free_invalid(void *p)
 {
-	if (hak_sample_free(p)) /* a sampled block starts 16 bytes (or its alignment) into its block */
+	enum hak_sampled sampled = hak_sample_free(p); /* a sampled block starts 16 bytes (or its alignment) in */
+	if (sampled == HAK_SAMPLE_FREED)
 		return;
 	unsigned cls = hak_page_cls(hak_ss_of(p), p);
-	hak_heap_error(HAKMEM_HEAP_INVALID_POINTER, "free", p, cls == HAK_NO_CLASS ? 0 : hak_class_size[cls]);
+	hak_heap_error(sampled == HAK_SAMPLE_FREED_BEFORE ? HAKMEM_HEAP_DOUBLE_FREE : HAKMEM_HEAP_INVALID_POINTER, "free",
+		       p, cls == HAK_NO_CLASS ? 0 : hak_class_size[cls]);
 }
 
 /* The block carries its free mark. */

@@ -304,10 +304,12 @@ void hak_options_init(void);
 
 /* ---- sample.c: allocation samples (DESIGN.md, "Allocation samples") */
 void hak_sample_settle(struct hak_tcache *tc);
-uint64_t hak_sample_due(struct hak_tcache *tc);
+uint64_t hak_sample_due(struct hak_tcache *tc, size_t n);
 void *hak_sample_small(struct hak_block *b, size_t offset, size_t n, uint64_t mean);
 void hak_sample_large(void *p, size_t n, uint64_t mean);
-bool hak_sample_free(void *p);
+enum hak_sampled { HAK_NOT_SAMPLED, HAK_SAMPLE_FREED, HAK_SAMPLE_FREED_BEFORE };
+enum hak_sampled hak_sample_free(void *p);
+void hak_sample_fork_child(void);
 void hak_sample_free_large(void *p);
 size_t hak_sample_usable(const void *p);
 

@@ -29,6 +29,7 @@ struct sample_header {
 	uint32_t size;
 };
 #define SAMPLE_SALT 0x73616d706c6564ULL /* "sampled" */
+#define FREED_SALT 0x66726565ULL /* "free": the header of a sampled block freed (offsets above 16) */
 
 static uint64_t sample_mark(const void *p)
 {
@@ -60,16 +61,21 @@ static void pace(void)
 	if (!hak_opt.sample_max_rate)
 		return;
 	uint64_t gap = 1000000000ull / hak_opt.sample_max_rate, now = hak_now_ns();
-	uint64_t since = now - atomic_exchange_explicit(&last_sample_ns, now, memory_order_relaxed);
+	int64_t since = (int64_t)(now - atomic_exchange_explicit(&last_sample_ns, now, memory_order_relaxed));
 	unsigned shift = atomic_load_explicit(&mean_shift, memory_order_relaxed);
-	if (since < gap && shift < 20)
+	if (since < (int64_t)gap && shift < 20) /* another thread's later clock reading counts as no gap */
 		atomic_store_explicit(&mean_shift, shift + 1, memory_order_relaxed);
-	else if (since > 8 * gap && shift)
+	else if (since > (int64_t)(8 * gap) && shift)
 		atomic_store_explicit(&mean_shift, shift - 1, memory_order_relaxed);
 }
 
 /* Bytes to the next sample: an exponential draw of the current mean; with sampling off, a countdown
  * that never runs out. */
+void hak_sample_fork_child(void)
+{
+	hak_tc.sample_rng = 0; /* its own stream, not its parent's intervals again */
+}
+
 static void next_interval(struct hak_tcache *tc)
 {
 	if (!hak_opt.sample_interval) {
@@ -89,10 +95,19 @@ void hak_sample_settle(struct hak_tcache *tc)
 	tc->sample_base = tc->sample_left;
 }
 
-uint64_t hak_sample_due(struct hak_tcache *tc)
+uint64_t hak_sample_due(struct hak_tcache *tc, size_t n)
 {
 	hak_sample_settle(tc); /* the allocation that crossed zero included */
-	uint64_t mean = tc->sample_mean; /* 0 at a thread's first allocation: no interval ran yet */
+	uint64_t mean = tc->sample_mean;
+	if (!mean) { /* a thread's first allocation: its first interval starts with it */
+		next_interval(tc);
+		if (n < tc->sample_left) {
+			tc->sample_left -= n;
+			tc->sample_base = tc->sample_left; /* n is settled already */
+			return 0;
+		}
+		mean = tc->sample_mean; /* it crosses that one too (0 with sampling off) */
+	}
 	bool sample = mean && HAK_PROBE_ENABLED(SAMPLE_ALLOC);
 	if (sample)
 		pace();
@@ -152,16 +167,30 @@ static struct hak_block *sampled_block(const void *p, const struct sample_header
 	return b;
 }
 
-bool hak_sample_free(void *p)
+/* Whether p was a sampled block, already freed: its header says so (offsets above 16), or (offset 16)
+ * the block 16 bytes before it is a free one, whose link and mark now lie where the header was. */
+static bool freed_sample(const void *p)
+{
+	if (((uintptr_t)p & (HAK_SS_SIZE - 1)) < HAKMEM_SUPERSLAB_HEADER_BYTES + sizeof(struct sample_header))
+		return false;
+	const struct sample_header *h = (const struct sample_header *)((const char *)p - sizeof *h);
+	if (h->mark == (sample_mark(p) ^ FREED_SALT))
+		return true;
+	struct hak_superslab *ss = hak_ss_of(p);
+	struct hak_block *q = (struct hak_block *)h;
+	return hak_block_slab(ss, q) && hak_block_freed(ss, hak_page_cls(ss, q), q);
+}
+
+enum hak_sampled hak_sample_free(void *p)
 {
 	const struct sample_header *h;
 	struct hak_block *b = sampled_block(p, &h);
 	if (!b)
-		return false;
+		return freed_sample(p) ? HAK_SAMPLE_FREED_BEFORE : HAK_NOT_SAMPLED;
 	fire_sample_free(p, h->size);
-	((struct sample_header *)h)->mark = 0; /* freed: a second free() of p is no sampled block */
+	((struct sample_header *)h)->mark = sample_mark(p) ^ FREED_SALT;
 	hak_free(b);
-	return true;
+	return HAK_SAMPLE_FREED;
 }
 
 size_t hak_sample_usable(const void *p)

@@ -200,6 +200,7 @@ static void fork_parent(void)
  * caches are lost to the child, as those threads are, and stay in the thread_cache layer. */
 static void fork_child(void)
 {
+	hak_sample_fork_child();
 	hak_stats_fork_child();
 	hak_large_fork_child();
 	hak_ss_fork_child();

@@ -168,3 +168,23 @@ def test_an_unreadable_proc_entry_is_one_line():
     """`probes --pid` needs no root for one's own processes; for another user's it says why not."""
     out = hakwatch_fails_as_nobody("probes", "--pid", "1")
     assert "process 1" in out and "permission denied" in out
+
+
+def test_a_probe_held_without_its_semaphore_by_another_tool_is_one_line(libhakmem):
+    """Another tool's uprobe at flush's site without the semaphore: the kernel refuses hakwatch's with it
+    (ref_ctr_offset mismatch) and libbcc would fall back to a tracefs uprobe that never fires and
+    outlives hakwatch. hakwatch says so in one line and leaves nothing behind."""
+    from bcc import BPF
+
+    from hakwatch.bpf import _attach_uprobe, _close_perf_event
+    flush = next(p for p in read_probes(libhakmem) if p.name == "flush")
+    other = BPF(text=b"int hit(struct pt_regs *ctx) { return 0; }")
+    fd = _attach_uprobe(other.load_func(b"hit", BPF.KPROBE).fd, 0, b"another_tool", str(libhakmem).encode(),
+                        flush.offset, -1, 0)
+    assert fd >= 0
+    try:
+        err = hakwatch_fails("attach", "--lib", str(libhakmem), "--listen", f"127.0.0.1:{free_port()}")
+        assert "with its semaphore" in err and "ref_ctr_offset mismatch" in err, err
+    finally:
+        _close_perf_event(fd)
+        other.cleanup()

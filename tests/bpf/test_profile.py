@@ -10,6 +10,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -169,17 +170,46 @@ def test_run_serves_the_profiles_of_what_it_watches(hakwatch, programs, libhakme
 
 def test_a_forgotten_process_leaves_no_sites_samples_or_stacks(sites, libhakmem):
     """Expiry (--retention) deletes a profiled process's sites and live samples, and the stacks no
-    other process refers to: a long `attach --profile` does not fill its maps."""
+    other process refers to: a long `attach --profile` does not fill its maps; a process still
+    watched keeps all of its own."""
     from hakwatch.bpf import Probes
     from hakwatch.reader import Reader
 
     with Probes(str(libhakmem), follow_init=True, profile=True) as probes:
-        s = sites(**SAMPLING)
-        s.do("keep 20")
-        s.do("exit")
-        s.proc.wait(10)
-        assert list(probes.table("sites").keys()) and list(probes.table("live").keys())
-        assert list(probes.table("stacks").keys())
+        gone, kept = sites(**SAMPLING), sites(**SAMPLING)
+        for s in (gone, kept):
+            s.do("keep 20")
+        gone.do("exit")
+        gone.proc.wait(10)
+        pids = {k.pid for k in probes.table("sites").keys()}
+        assert {gone.proc.pid, kept.proc.pid} <= pids
         Reader(probes, retention_s=0).expire()
-        assert not list(probes.table("sites").keys()) and not list(probes.table("live").keys())
-        assert not list(probes.table("stacks").keys())
+        left = list(probes.table("sites").keys())
+        assert {k.pid for k in left} == {kept.proc.pid} and {k.pid for k in probes.table("live").keys()} == {kept.proc.pid}
+        stacks = probes.table("stacks")
+        assert all(list(stacks.walk(k.stack)) for k in left if k.stack >= 0)  # none of its stacks went
+        assert len(list(stacks.keys())) == len({k.stack for k in left} | {v.stack for v in probes.table("live").values()})
+
+
+@pytest.mark.parametrize("kind", ["double_free_cache", "double_free_large"])
+def test_a_sampled_block_freed_twice_is_a_double_free(libhakmem, c_program, kind):
+    """While samples are taken (something attached to sample_alloc), every block sampled: a second free
+    of one is reported as a double free, like any other block's."""
+    from bcc import BPF
+
+    from hakwatch.bpf import _attach_uprobe, _close_perf_event
+    from hakwatch.usdt import read_probes
+    misuse = c_program(Path(__file__).parents[1] / "allocator" / "programs" / "misuse.c")
+    site = next(p for p in read_probes(libhakmem) if p.name == "sample_alloc")
+    taker = BPF(text=b"int hit(struct pt_regs *ctx) { return 0; }")
+    fd = _attach_uprobe(taker.load_func(b"hit", BPF.KPROBE).fd, 0, b"hakwatch_test_sampler", str(libhakmem).encode(),
+                        site.offset, -1, site.semaphore_offset)
+    assert fd >= 0
+    try:
+        res = subprocess.run([misuse, kind], capture_output=True, text=True, timeout=30,
+                             env=dict(os.environ, LD_PRELOAD=str(libhakmem), HAKMEM_SAMPLE_INTERVAL="1",
+                                      HAKMEM_SAMPLE_MAX_RATE="0"))
+    finally:
+        _close_perf_event(fd)
+        taker.cleanup()
+    assert res.returncode == -6 and "free(): double free" in res.stderr, (res.returncode, res.stderr)

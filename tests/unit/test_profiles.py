@@ -60,9 +60,19 @@ def test_pprof_keeps_names_values_labels_and_mappings():
     assert all(x.mapping_id == 1 for x in p.location)
 
 
-def test_paced_syscall_stacks_are_scaled_up_to_every_call():
-    from hakwatch.profiles import STACK_SKIPPED, _scaled
-    rows = {(7, "madvise"): [30, 3000], (8, "madvise"): [10, 1000], (STACK_SKIPPED, "madvise"): [60, 6000],
-            (9, "ss_unmap"): [4, 8 << 20], (STACK_SKIPPED, "munmap"): [5, 500]}
-    assert _scaled(rows) == {(7, "madvise"): [75, 7500], (8, "madvise"): [25, 2500], (9, "ss_unmap"): [4, 8 << 20],
-                             (STACK_SKIPPED, "munmap"): [5, 500]}
+def test_merged_processes_and_lost_stacks_keep_their_own_locations():
+    from hakwatch import profile_pb2
+    from hakwatch.profiles import LOST, merge
+    other = Mapping(0x5000, 0x6000, 0, "/srv/other")  # the same addresses in another process's program
+    a = profile("alloc")
+    b = Profile(kind="alloc", sample_types=KINDS["alloc"], mappings=[other], start_ns=1, duration_ns=2,
+                samples=[(tuple(frames((0x5010, "handler", other))), (1, 64), {"pid": "2"}),
+                         ((Frame(0, LOST, None),), (1, 32), {"pid": "2"})])
+    p = profile_pb2.Profile()
+    p.ParseFromString(gzip.decompress(to_pprof(merge([a, b], "alloc", 1))))
+    s = p.string_table
+    names = {f.id: s[f.name] for f in p.function}
+    loc = {x.id: names[x.line[0].function_id] for x in p.location}
+    assert [[loc[i] for i in smp.location_id] for smp in p.sample] == [
+        ["leaf", "main"], ["other", "main"], ["handler"], [LOST]]
+    assert len(p.mapping) == 2 and {s[m.filename] for m in p.mapping} == {"/srv/app", "/srv/other"}
