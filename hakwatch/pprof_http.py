@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from hakwatch.errors import HakwatchError
 from hakwatch.pprof import load_profile_proto, to_pprof
-from hakwatch.profiles import build, merge
+from hakwatch.profiles import build, merge, read
 from hakwatch.symbolizer import RemoteSymbols, Symbolizer
 
 PATHS = {"/debug/pprof/allocs": "alloc", "/debug/pprof/heap": "inuse", "/debug/pprof/churn": "churn"}
@@ -39,8 +39,9 @@ class PprofEndpoints:
         if pid and (not (pid.isascii() and pid.isdigit()) or int(pid) not in watched):
             return _text(start_response, "404 Not Found", f"pid {pid!r} is not watched")
         try:
+            rows = read(self.probes, kind)  # one walk of the maps for every process
             with self.lock:
-                profiles = [build(self.probes, RemoteSymbols(self.symbolizer, p), kind, self.start_ns)
+                profiles = [build(self.probes, RemoteSymbols(self.symbolizer, p), kind, self.start_ns, rows.get(p, {}))
                             for p in ([int(pid)] if pid else watched)]
         except HakwatchError as e:
             return _text(start_response, "503 Service Unavailable", str(e))

@@ -63,22 +63,22 @@ def _program_frames(frames: list[Frame]) -> list[Frame]:
     return frames[cut:] if cut < len(frames) else frames
 
 
-def read(probes, pid: int, kind: str) -> dict[tuple[int, str], list[int]]:
-    """(stack id, event) -> [count, bytes] for the process, from the maps as they are now."""
-    out: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+Rows = dict[tuple[int, str], list[int]]  # (stack id, event) -> [count, bytes]
+
+
+def read(probes, kind: str) -> dict[int, Rows]:
+    """Every process's rows of `kind`, by pid, from one walk of the maps as they are now."""
+    out: dict[int, Rows] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     names = event_names()
     if kind == "inuse":
         for k, v in _entries(probes.table("live")):
-            if k.pid == pid:
-                row = out[(v.stack, "")]
-                row[0] += v.objects
-                row[1] += v.bytes
+            row = out[k.pid][(v.stack, "")]
+            row[0] += v.objects
+            row[1] += v.bytes
         return out
     for k, v in _entries(probes.table("sites")):
-        if k.pid != pid or k.event >= len(names):
-            continue
-        if (kind == "alloc") == (names[k.event] == "sample"):
-            row = out[(k.stack, "" if kind == "alloc" else names[k.event])]
+        if k.event < len(names) and (kind == "alloc") == (names[k.event] == "sample"):
+            row = out[k.pid][(k.stack, "" if kind == "alloc" else names[k.event])]
             row[0] += v.count
             row[1] += v.bytes
     return out
@@ -90,10 +90,10 @@ def _entries(table) -> list:
     return list({bytes(k): (k, v) for k, v in table.items()}.values())
 
 
-def build(probes, symbols, kind: str, start_ns: int) -> Profile:
+def build(probes, symbols, kind: str, start_ns: int, rows: Rows | None = None) -> Profile:
     """The profile of `kind` for the process `symbols` is of (a ProcessSymbols, or the symbol helper's
-    RemoteSymbols), its stacks symbolized."""
-    rows = read(probes, symbols.pid, kind)
+    RemoteSymbols), its stacks symbolized; from `rows` when its rows were read already."""
+    rows = read(probes, kind).get(symbols.pid, {}) if rows is None else rows
     addresses = _addresses(probes.table("stacks"), {stack for stack, _ in rows})
     names = symbols.resolve(sorted({a for stack in addresses.values() for a in stack}))
     frames_of = {stack: _frames(a, names) for stack, a in addresses.items()}
