@@ -19,7 +19,7 @@ from operator import add, sub
 
 from hakwatch.layers import memory
 from hakwatch.layout import load, plain, words
-from hakwatch.reader import Raw, Target, kernel_width, target_of
+from hakwatch.reader import Raw, Target, kernel_words, target_of
 
 KEYS = ("pid", "comm", "exe", "unit", "cgroup")
 UNIT = re.compile(r"([^/]+\.(?:service|scope))(?:/|$)")
@@ -65,7 +65,7 @@ class Groups:
             raise ValueError(f"cannot group by {by!r}")
         self.by = by
         self.zero_counters = [0] * words()
-        self.zero_kernel = [0] * (len(load().syscalls) * kernel_width() + 1)
+        self.zero_kernel = [0] * kernel_words()
         self.members: dict[int, Member] = {}
         self.groups: dict[str, Group] = {}
         self.lock = threading.Lock()  # scrapes and the expiry of exited processes come from two threads

@@ -77,6 +77,11 @@ def kernel_width() -> int:
     return 3 + load().hist_slots
 
 
+def kernel_words() -> int:
+    """Words of Raw.kernel: every syscall's, then the page faults."""
+    return len(load().syscalls) * kernel_width() + 1
+
+
 def target_of(r: Raw) -> Target:
     lay, w = load(), kernel_width()
     t = Target(pid=r.pid, comm=r.comm, exited_ns=r.exited_ns, inits=r.inits, refill_latency=r.refill_latency,
@@ -162,11 +167,11 @@ class Reader:
         kernel = {}
         for k, v in self.probes.table("syscalls").items():
             if k.pid in out and k.nr < len(lay.syscalls):
-                words_ = kernel.setdefault(k.pid, [0] * (len(lay.syscalls) * w + 1))
+                words_ = kernel.setdefault(k.pid, [0] * kernel_words())
                 words_[k.nr * w:(k.nr + 1) * w] = [v.calls, v.bytes, v.sum_ns, *v.hist]
         for k, v in self.probes.table("faults").items():
             if k.value in out:
-                kernel.setdefault(k.value, [0] * (len(lay.syscalls) * w + 1))[-1] = v.value
+                kernel.setdefault(k.value, [0] * kernel_words())[-1] = v.value
         for pid, words_ in kernel.items():
             out[pid].kernel = words_
         for k, v in self.probes.table("refill_ns").items():

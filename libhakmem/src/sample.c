@@ -152,13 +152,19 @@ void hak_sample_large(void *p, size_t n, uint64_t mean)
 }
 
 /* `p` is the address of a sampled small block: the start of its block, else NULL. */
-static struct hak_block *sampled_block(const void *p, const struct sample_header **out)
+/* Where the header of a sampled block at p would be; NULL where none can be (page 0 of a SuperSlab is
+ * its header alone: a sampled address is at least a page in). */
+static struct sample_header *header_before(const void *p)
 {
-	/* Page 0 of a SuperSlab is its header alone: a sampled address is at least a page in. */
 	if (((uintptr_t)p & (HAK_SS_SIZE - 1)) < HAKMEM_SUPERSLAB_HEADER_BYTES + sizeof(struct sample_header))
 		return NULL;
-	const struct sample_header *h = (const struct sample_header *)((const char *)p - sizeof *h);
-	if (h->mark != sample_mark(p))
+	return (struct sample_header *)((const char *)p - sizeof(struct sample_header));
+}
+
+static struct hak_block *sampled_block(const void *p, struct sample_header **out)
+{
+	struct sample_header *h = header_before(p);
+	if (!h || h->mark != sample_mark(p))
 		return NULL;
 	struct hak_block *b = (struct hak_block *)((const char *)p - h->offset);
 	if (hak_ss_of(b) != hak_ss_of(p) || !hak_block_slab(hak_ss_of(b), b))
@@ -171,9 +177,9 @@ static struct hak_block *sampled_block(const void *p, const struct sample_header
  * the block 16 bytes before it is a free one, whose link and mark now lie where the header was. */
 static bool freed_sample(const void *p)
 {
-	if (((uintptr_t)p & (HAK_SS_SIZE - 1)) < HAKMEM_SUPERSLAB_HEADER_BYTES + sizeof(struct sample_header))
+	const struct sample_header *h = header_before(p);
+	if (!h)
 		return false;
-	const struct sample_header *h = (const struct sample_header *)((const char *)p - sizeof *h);
 	if (h->mark == (sample_mark(p) ^ FREED_SALT))
 		return true;
 	struct hak_superslab *ss = hak_ss_of(p);
@@ -183,19 +189,19 @@ static bool freed_sample(const void *p)
 
 enum hak_sampled hak_sample_free(void *p)
 {
-	const struct sample_header *h;
+	struct sample_header *h;
 	struct hak_block *b = sampled_block(p, &h);
 	if (!b)
 		return freed_sample(p) ? HAK_SAMPLE_FREED_BEFORE : HAK_NOT_SAMPLED;
 	fire_sample_free(p, h->size);
-	((struct sample_header *)h)->mark = sample_mark(p) ^ FREED_SALT;
+	h->mark = sample_mark(p) ^ FREED_SALT;
 	hak_free(b);
 	return HAK_SAMPLE_FREED;
 }
 
 size_t hak_sample_usable(const void *p)
 {
-	const struct sample_header *h;
+	struct sample_header *h;
 	struct hak_block *b = sampled_block(p, &h);
 	if (!b)
 		return 0;

@@ -3,7 +3,7 @@ members exit, expire or exec; its gauges are the sum over the members alive now.
 
 from hakwatch.groups import Groups
 from hakwatch.layout import counters_ctype, flat, load
-from hakwatch.reader import Raw, kernel_width
+from hakwatch.reader import Raw, kernel_words
 
 
 def member(pid, comm, allocs, frees, mmaps, inits=1, exited=False):
@@ -13,7 +13,7 @@ def member(pid, comm, allocs, frees, mmaps, inits=1, exited=False):
     i64 = lay.class_sizes.index(64)
     c.allocs[i64], c.frees[i64] = allocs, frees
     c.bytes[lay.byte_counts.index("requested")] = allocs * 60
-    kernel = [0] * (len(lay.syscalls) * kernel_width() + 1)
+    kernel = [0] * kernel_words()
     kernel[:4] = [mmaps, mmaps * 4096, mmaps, mmaps]  # mmap: calls, bytes, sum_ns, hist[0]
     kernel[-1] = 10 * mmaps
     return Raw(pid=pid, comm=comm, inits=inits, exited_ns=1 if exited else 0, counters=flat(c), kernel=kernel,
