@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--base", required=True, help="the commit to compare with (its libhakmem is built apart)")
     ap.add_argument("--floor", action="store_true", help="compare the base with a copy of itself instead")
     ap.add_argument("--pairs", type=int, default=16, help="interleaved pairs per workload and thread count")
-    ap.add_argument("--only", default="", help="comma-separated workloads: larson,xmalloc,random_mixed,python")
+    ap.add_argument("--only", default="", help="comma-separated workloads: larson,xmalloc,random_mixed,large,python")
     ap.add_argument("--quick", action="store_true", help="the workloads' shorter forms")
     ap.add_argument("--record", metavar="TITLE", help="also keep the tables in bench/results.json and RESULTS.md, "
                     "under this title (what the change is)")

@@ -128,7 +128,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 repetitions and shorter runs")
     ap.add_argument("--reps", type=int, help="repetitions per measurement (default 5, 2 with --quick)")
-    ap.add_argument("--only", help="comma-separated workloads: larson,xmalloc,random_mixed,python")
+    ap.add_argument("--only", help="comma-separated workloads: larson,xmalloc,random_mixed,large,python")
     ap.add_argument("--allocators", help="comma-separated subset of " + ",".join(ALLOCATORS))
     ap.add_argument("--no-watch", action="store_true", help="skip the cost-of-watching part")
     ap.add_argument("--watch-only", action="store_true",

@@ -50,6 +50,12 @@ def workloads(quick: bool) -> dict:
                      "sizes 16-1024), repeated 20 times per thread so it lasts long enough to time",
             "cmd": lambda t: [BUILD / "random_mixed", "200000", "4096", "1234567", str(t), "20"],
         },
+        "large": {
+            "about": "large_blocks 500 20 5 25 N: the shape of mimalloc-bench's malloc-large; 20 live blocks of "
+                     "5-25 MiB, each step replaces a random one by a new one zeroed whole, allocated before the "
+                     "old is freed (N threads share the slots out)",
+            "cmd": lambda t: [BUILD / "large_blocks", "200" if quick else "500", "20", "5", "25", str(t)],
+        },
         "python": {
             "about": "python3 bench/programs/py_workload.py N with PYTHONMALLOC=malloc: JSON documents and "
                      "an in-memory sqlite table across N threads (ops = documents)",

@@ -23,7 +23,7 @@ provider hakmem {
 	probe ss_lru_hit(void *addr, unsigned long bytes);
 	probe ss_lru_evict(void *addr, unsigned long bytes);
 	probe ss_madvise(void *addr, unsigned long bytes);
-	/* large blocks (above the largest size class), mapped and unmapped one by one: base address, bytes */
+	/* large blocks' pages (above the largest size class) mapped from the kernel and given back, a mapping possibly in pieces: address, bytes */
 	probe large_map(void *addr, unsigned long bytes);
 	probe large_unmap(void *addr, unsigned long bytes);
 	/* heap misuse detected, before the report and the abort: kind (enum hakmem_heap_error), the pointer, its size class in bytes (0 when unknown or large) */

@@ -36,12 +36,12 @@ def test_freeing_the_set_leaves_nothing_of_it_live(hak, prog, tmp_path):
     assert one["live_bytes"] == two["live_bytes"], "what stays live must not depend on the set's size"
     assert not set(one["live_bytes"]) & set(LIVE_PER_UNIT), one["live_bytes"]
     assert two["bytes"]["requested"] - one["bytes"]["requested"] == REQUESTED_PER_UNIT
-    # the freed large blocks are in the large-block cache (8 slots), not live
+    # the freed large blocks are among the free runs (large.c), not live
     assert one["memory"]["layers"]["large_cache"] == LIVE_PER_UNIT["large"]
 
 
 def test_malloc_trim_gives_back_what_the_allocator_retained(hak, prog, tmp_path):
-    """After the set is freed its large blocks sit in the large-block cache and emptied SuperSlabs in
+    """After the set is freed its large blocks sit among the free large runs and emptied SuperSlabs in
     the LRU; malloc_trim(0) unmaps the first and purges the second (the program checks it returns 1)."""
     kept, trimmed = stats(hak, prog, tmp_path, "free", 8), tmp_path / "trim.json"
     hak.run([prog("alloc_live"), "free", 8, "trim"], stats=trimmed, timeout=60)
