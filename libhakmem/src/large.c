@@ -6,15 +6,16 @@
  * bigger: a program that frees and mallocs big buffers of changing sizes reuses memory it already
  * has, its pages already faulted in, with no syscall. The free runs hold at most as much as the live
  * large blocks (or CACHE_MIN_BYTES): beyond, the oldest are unmapped (from their end), and runs idle
- * for the purge delay go back at the next free, as the SuperSlab LRU's do. The bound is what
+ * for the purge delay go back at the next large malloc or free (no timer thread, as for the SuperSlab
+ * LRU), or at once when the kernel refuses a mapping. The bound is what
  * fragmentation asks for: with 20 live blocks of random 5-25 MiB replaced one by one
  * (mimalloc-bench's malloc-large), free runs bounded by a quarter of the live bytes still miss and
  * fault in 2.1 million pages (5.8 s), by half 0.8 million (3.1 s), by all of them 0.13 million (1.6 s;
  * peak RSS 518 MB, glibc's 534 MB).
  *
- * Misuse: a freed block's header says so (FREED_MAGIC) while its page is held, and the last RECENT
- * freed blocks are remembered whatever became of their pages, so that freeing either again is
- * reported as a double free rather than read through an unmapped header.
+ * Misuse: a freed block's header says so (FREED_MAGIC) while its page is held and not handed out
+ * again, and the last RECENT freed blocks are remembered whatever became of their pages, so that
+ * freeing either again is reported as a double free rather than read through an unmapped header.
  */
 #include <string.h>
 
@@ -177,6 +178,18 @@ static void unmap_all(const struct unmaps *u)
 	}
 }
 
+/* A fresh mapping; when the kernel refuses one (overcommit, RLIMIT_AS), the free runs go back and
+ * it is asked once more. */
+static char *map_fresh(size_t bytes)
+{
+	char *base = hak_os_map(bytes);
+	if (!base && hak_large_trim())
+		base = hak_os_map(bytes);
+	if (base)
+		hak_stats_large_event(HAKMEM_LARGE_MAP, base, bytes);
+	return base;
+}
+
 void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 {
 	if (align < HEADER)
@@ -185,19 +198,16 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 	if (bytes < n) /* n close to PTRDIFF_MAX: wrapped */
 		return NULL;
 	size_t got = bytes;
+	struct unmaps out;
+	out.n = 0;
 	hak_lock(&runs_lock);
 	char *base = runs_take(bytes, &got);
+	runs_shrink(hak_now_ns(), hak_opt.ss_purge_delay_ns, &out); /* now under the lock: see hak_large_free */
 	hak_unlock(&runs_lock);
+	unmap_all(&out);
 	*fresh = !base;
-	if (!base) {
-		base = hak_os_map(bytes);
-		if (!base)
-			return NULL;
-		hak_stats_large_event(HAKMEM_LARGE_MAP, base, bytes);
-		hak_lock(&runs_lock);
-		live_bytes += bytes;
-		hak_unlock(&runs_lock);
-	}
+	if (!base && !(base = map_fresh(bytes)))
+		return NULL;
 	hak_tc.counters.bytes[HAKMEM_B_LARGE_ALLOC] += got;
 	char *p = (char *)(((uintptr_t)base + HEADER + align - 1) & ~(uintptr_t)(align - 1));
 	struct large_header *h = header_of(p);
@@ -205,9 +215,10 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 	h->map_bytes = got;
 	h->sampled = 0;
 	h->magic = MAGIC ^ (uintptr_t)p;
-	/* the address was a freed block's: a new block there is live */
 	hak_lock(&runs_lock);
-	for (unsigned i = 0; i < RECENT; i++)
+	if (*fresh)
+		live_bytes += bytes;
+	for (unsigned i = 0; i < RECENT; i++) /* the address was a freed block's: a new block there is live */
 		if (recent[i] == (uintptr_t)p)
 			recent[i] = 0;
 	hak_unlock(&runs_lock);
@@ -264,8 +275,10 @@ void hak_large_free(void *p)
 	hak_tc.counters.bytes[HAKMEM_B_LARGE_FREE] += bytes;
 	struct unmaps out;
 	out.n = 0;
-	uint64_t now = hak_now_ns();
 	hak_lock(&runs_lock);
+	/* read under the lock, so that no run is stamped later than `now`: an earlier clock reading
+	 * would make a run another thread just freed look idle for ages (unsigned wrap) */
+	uint64_t now = hak_now_ns();
 	recent[recent_next++ % RECENT] = (uintptr_t)p;
 	live_bytes -= bytes;
 	runs_put(base, bytes, now, hak_opt.ss_purge_delay_ns, &out);

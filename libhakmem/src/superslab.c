@@ -193,8 +193,8 @@ void hak_ss_retire(struct hak_superslab *ss)
 		return;
 	}
 	struct hak_superslab *evicted = NULL;
-	uint64_t now = hak_now_ns();
 	hak_lock(&lru_lock);
+	uint64_t now = hak_now_ns(); /* under the lock: stamps never go back along the LRU */
 	ss->idle_since_ns = now;
 	ss->purged = 0;
 	ss->prev = NULL;

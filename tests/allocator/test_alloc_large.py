@@ -44,3 +44,11 @@ def test_idle_free_runs_go_back(hak, prog, tmp_path):
     s = run_large(hak, prog, tmp_path, "idle")
     assert s["memory"]["layers"]["large_cache"] == MiB + PAGE, s["memory"]["layers"]
     assert s["large_events"]["map"] == 10, s["large_events"]
+
+
+def test_free_runs_go_back_when_the_kernel_refuses_a_mapping(hak, prog, tmp_path):
+    """Under an address-space limit, the 64 MiB the free runs keep would leave no room for a 120 MiB
+    block: malloc gives them back and maps again rather than failing (the program dies on NULL)."""
+    s = run_large(hak, prog, tmp_path, "rlimit")
+    assert s["large_events"]["map"] == 2, s["large_events"]
+    assert s["syscalls"]["mmap"]["calls"] >= 3, f"no refused mapping: {s['syscalls']}"

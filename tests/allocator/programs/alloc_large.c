@@ -10,9 +10,14 @@
  *   alloc_large bound       40 blocks of 8 MiB written, then all freed
  *   alloc_large idle        10 blocks of 8 MiB written and freed; 1.1 s later, one of 1 MiB
  *                           allocated and freed
+ *   alloc_large rlimit      under an address-space limit of what the process has + 150 MiB: 100 MiB
+ *                           written and freed (64 MiB of it stays in the free runs), then 120 MiB
+ *                           asked for, which fits only if the free runs go back first
  */
 #define _GNU_SOURCE
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -118,19 +123,30 @@ static void write_and_free(unsigned count, size_t bytes)
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		die("usage: alloc_large replace N | bound | idle");
+		die("usage: alloc_large replace N | bound | idle | rlimit");
 	say_pid();
 	if (!strcmp(argv[1], "replace") && argc == 3) {
 		replace(atol(argv[2]));
 	} else if (!strcmp(argv[1], "bound")) {
 		write_and_free(40, 8 * MiB);
+	} else if (!strcmp(argv[1], "rlimit")) {
+		FILE *f = fopen("/proc/self/statm", "r");
+		unsigned long pages = 0;
+		if (!f || fscanf(f, "%lu", &pages) != 1)
+			die("cannot read /proc/self/statm");
+		fclose(f);
+		struct rlimit lim = {pages * PAGE + 150 * MiB, RLIM_INFINITY};
+		if (setrlimit(RLIMIT_AS, &lim))
+			die("setrlimit(RLIMIT_AS) failed");
+		write_and_free(1, 100 * MiB);
+		write_and_free(1, 120 * MiB);
 	} else if (!strcmp(argv[1], "idle")) {
 		write_and_free(10, 8 * MiB);
 		struct timespec pause = {1, 100 * 1000 * 1000};
 		nanosleep(&pause, NULL);
 		write_and_free(1, MiB);
 	} else {
-		die("usage: alloc_large replace N | bound | idle");
+		die("usage: alloc_large replace N | bound | idle | rlimit");
 	}
 	return 0;
 }
