@@ -315,10 +315,16 @@ static struct hak_slab *next_slab(struct hak_heap *h, unsigned cls, unsigned *st
 	return hak_slab_new(h, cls, stage);
 }
 
-/* How many blocks one refill brings: enough to amortise the slow path, no more than half the cache. */
+/* How many blocks one refill brings: enough to amortise the slow path, no more than half the cache.
+ * A thread's first refills of a class bring 4, 8, 16... blocks: a short-lived thread that mallocs a
+ * block or two does not carve (and return at its exit) a hundred. */
 static unsigned batch_of(struct hak_tcache *tc, unsigned cls)
 {
-	unsigned b = tc->limit[cls] / 2;
+	unsigned b = tc->limit[cls] / 2, ramp = 4u << tc->refill_ramp[cls];
+	if (ramp < b) {
+		tc->refill_ramp[cls]++;
+		return ramp;
+	}
 	return b ? b : 1;
 }
 

@@ -128,7 +128,8 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 static void return_cache(struct hak_tcache *tc)
 {
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		hak_cache_shrink(tc, c, 0);
+		if (tc->head[c])
+			hak_cache_shrink(tc, c, 0);
 		tc->limit[c] = tc->room[c] = 0;
 	}
 }

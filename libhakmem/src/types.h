@@ -130,6 +130,7 @@ struct hak_tcache {
 	uint64_t sample_base;
 	uint64_t sample_mean;				/* of the running interval; 0 before the first */
 	uint64_t sample_rng;				/* the thread's random stream for sample intervals */
+	uint8_t refill_ramp[HAK_NUM_CLASSES];		/* the class's refills so far, up to full batches */
 };
 
 #endif
