@@ -313,6 +313,10 @@ void hak_sample_fork_child(void);
 void hak_sample_free_large(void *p);
 size_t hak_sample_usable(const void *p);
 
+/* ---- fastmath.c: what sampling needs of libm */
+double hak_ln(double x);
+double hak_one_minus_exp_neg(double y);
+
 /* ---- stats.c: counters, the flush probe, HAKMEM_STATS */
 void hak_stats_flush_thread(struct hak_tcache *tc);
 void hak_stats_flush_exiting(struct hak_tcache *tc);

@@ -16,7 +16,6 @@
  * it out of line with nothing added to its fast path, and here it fires `sample_free`. Large blocks
  * say it in their own header.
  */
-#include <math.h>
 
 #include "internal.h"
 
@@ -85,7 +84,7 @@ static void next_interval(struct hak_tcache *tc)
 	}
 	tc->sample_mean = (uint64_t)hak_opt.sample_interval << atomic_load_explicit(&mean_shift, memory_order_relaxed);
 	double u = ((next_random(tc) >> 11) + 1) * 0x1p-53; /* (0, 1] */
-	double bytes = -log(u) * (double)tc->sample_mean;
+	double bytes = -hak_ln(u) * (double)tc->sample_mean;
 	tc->sample_left = tc->sample_base = bytes < 1 ? 1 : (uint64_t)bytes;
 }
 
@@ -119,7 +118,7 @@ uint64_t hak_sample_due(struct hak_tcache *tc, size_t n)
  * of that mean. */
 static inline uint64_t weight_of(size_t n, uint64_t mean)
 {
-	return (uint64_t)((double)n / -expm1(-(double)n / (double)mean) + 0.5);
+	return (uint64_t)((double)n / hak_one_minus_exp_neg((double)n / (double)mean) + 0.5);
 }
 
 /* Each probe has one site (hakwatch attaches one place per probe). */
