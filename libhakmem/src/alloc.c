@@ -183,7 +183,28 @@ static HAK_NOINLINE void *malloc_slow(unsigned cls, size_t n)
 	return tc->heap ? alloc_slow(tc, cls, n) : alloc_first(tc, n);
 }
 
-void *hak_malloc(size_t n)
+/* operator new's out-of-line paths: malloc's, then C++'s failure behaviour (cxx.c). */
+static HAK_NOINLINE void *new_slow(unsigned cls, size_t n)
+{
+	void *p = malloc_slow(cls, n);
+	return likely(p) ? p : hak_new_failed(n);
+}
+
+static HAK_NOINLINE void *new_large(size_t n)
+{
+	void *p = alloc_large(n, 0, false);
+	return likely(p) ? p : hak_new_failed(n);
+}
+
+static HAK_NOINLINE void *new_due(struct hak_block *b, unsigned cls, size_t n)
+{
+	void *p = malloc_due(b, cls, n);
+	return likely(p) ? p : hak_new_failed(n);
+}
+
+/* malloc's body, also C++'s operator new's (`cxx`: its out-of-line paths go on to hak_new_failed
+ * when they have no memory; the fast path, which cannot fail, is the same). */
+static inline __attribute__((always_inline)) void *malloc_body(size_t n, bool cxx)
 {
 	size_t cls;
 	/* Small sizes first and inline: the common case falls through with no jump. */
@@ -192,20 +213,30 @@ void *hak_malloc(size_t n)
 	else if (n <= HAK_MAX_SMALL)
 		cls = hak_class_medium[(n - 1) >> 8];
 	else
-		return alloc_large(n, 0, false);
+		return cxx ? new_large(n) : alloc_large(n, 0, false);
 	struct hak_tcache __seg_fs *tc = hak_tc_fs();
 	struct hak_block *b = tc->head[cls];
 	__asm__("" : "+a"(b)); /* in the return register from the start: no move before the ret */
 	if (unlikely(!b))
-		return malloc_slow(cls, n);
+		return cxx ? new_slow(cls, n) : malloc_slow(cls, n);
 	pop(tc, cls, b);
 	/* Counted last, as the requested-bytes counter it replaces was: on the way out. */
 	if (unlikely(!count_down(tc, n)))
-		return malloc_due(b, cls, n);
+		return cxx ? new_due(b, cls, n) : malloc_due(b, cls, n);
 	return b;
 }
 
+void *hak_malloc(size_t n)
+{
+	return malloc_body(n, false);
+}
+
 HAK_API void *malloc(size_t n) __attribute__((alias("hak_malloc")));
+
+void *hak_new(size_t n)
+{
+	return malloc_body(n, true);
+}
 
 void *hak_calloc(size_t count, size_t size)
 {

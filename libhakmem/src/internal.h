@@ -238,6 +238,8 @@ static inline void hak_lock_reset(hak_lock_t *l)
 
 /* ---- alloc.c / free.c */
 void *hak_malloc(size_t n);
+void *hak_new(size_t n);		/* operator new: malloc, or C++'s failure behaviour (cxx.c) */
+void *hak_new_failed(size_t n);
 void *hak_alloc_class_slow(struct hak_tcache *tc, unsigned cls);
 void *hak_aligned(size_t align, size_t n);
 void *hak_realloc(void *p, size_t n);
