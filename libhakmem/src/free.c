@@ -26,7 +26,7 @@ static inline void after_slow_free(struct hak_tcache *tc)
 	}
 	if (unlikely(!tc->heap) && !hak_heap_init(tc))
 		return;
-	hak_stats_maybe_flush(tc);
+	hak_stats_maybe_flush_after_free(tc);
 }
 
 /* ss_local: the cache is full, straight back to the slab. (Returning half the cache here instead was

@@ -324,6 +324,18 @@ void hak_stats_flush_thread(struct hak_tcache *tc);
 void hak_stats_flush_exiting(struct hak_tcache *tc);
 void hak_stats_flush_soon(void);
 void hak_stats_maybe_flush(struct hak_tcache *tc);
+/* Bytes moved on slow paths (refills, frees that miss the thread cache, large blocks): bounds what a
+ * thread's unflushed counts leave out of the gauges (with its cache's contents), so a process watched
+ * late, then idle, shows its memory to within this per thread. */
+#define HAK_FLUSH_EVERY_SLOW_BYTES (4u << 20)
+
+/* After a slow free: frees move only the slow bytes (refills check their own counts as they happen),
+ * so the check is inline, and a remote free makes no call. */
+static inline void hak_stats_maybe_flush_after_free(struct hak_tcache *tc)
+{
+	if (unlikely(tc->slow_bytes_since_flush >= HAK_FLUSH_EVERY_SLOW_BYTES))
+		hak_stats_maybe_flush(tc);
+}
 void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes);
 void hak_stats_large_event(enum hakmem_large_event ev, void *addr, size_t bytes);
 void hak_stats_write_file(void);

@@ -13,10 +13,6 @@
 
 #define FLUSH_EVERY_REFILLS 256
 #define FLUSH_EVERY_OBJECTS 4096
-/* Bytes moved on slow paths (refills, frees that miss the thread cache, large blocks): bounds what a
- * thread's unflushed counts leave out of the gauges (with its cache's contents), so a process watched
- * late, then idle, shows its memory to within this per thread. */
-#define FLUSH_EVERY_SLOW_BYTES (4u << 20)
 
 /* Threads that exit while `flush` is attached hand their deltas to `exited`, which goes out through
  * the probe at most every EXITED_FLUSH_NS, with the next flush of any thread, or at process exit,
@@ -128,7 +124,7 @@ void hak_stats_maybe_flush(struct hak_tcache *tc)
 {
 	struct hak_heap *h = tc->heap;
 	if (h->refills_since_flush < FLUSH_EVERY_REFILLS && h->objects_since_flush < FLUSH_EVERY_OBJECTS &&
-	    tc->slow_bytes_since_flush < FLUSH_EVERY_SLOW_BYTES)
+	    tc->slow_bytes_since_flush < HAK_FLUSH_EVERY_SLOW_BYTES)
 		return;
 	h->refills_since_flush = 0;
 	h->objects_since_flush = 0;
@@ -139,7 +135,7 @@ void hak_stats_maybe_flush(struct hak_tcache *tc)
 /* A memory syscall changes the layers by megabytes: its counts go out with the thread's next flush. */
 void hak_stats_flush_soon(void)
 {
-	hak_tc.slow_bytes_since_flush = FLUSH_EVERY_SLOW_BYTES;
+	hak_tc.slow_bytes_since_flush = HAK_FLUSH_EVERY_SLOW_BYTES;
 }
 
 void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes)
