@@ -1,9 +1,12 @@
 """bench/RESULTS.md and bench/results.png from the results run.py gathered."""
 
 import json
+import math
 from pathlib import Path
 
 RESULTS_JSON = Path(__file__).resolve().parent / "results.json"
+# Sections other scripts write (fleet.py, profiling.py, builds.py, suite.py): a run of run.py keeps them.
+OTHER_SECTIONS = ("fleet", "profiling", "builds", "mimalloc_bench")
 
 
 def keep(section: str, value: dict, merge: bool = False):
@@ -108,6 +111,7 @@ def write_markdown(res: dict, path: Path, argv: str):
     else:
         lines.append(str(w or "not measured (--no-watch)"))
     lines.append("")
+    lines += _suite(res.get("mimalloc_bench"))
     lines += _fleet(res.get("fleet"))
     lines += _profiling(res.get("profiling"))
     lines += _builds(res.get("builds"))
@@ -134,6 +138,48 @@ def _fleet(f: dict | None) -> list[str]:
             lines.append(f"| {mode} | {r['interval_s']:.0f} s | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.0f} ms | "
                          f"{r['bytes'] / 1024:,.0f} KiB | {r['series']:,} | {by['rss_kib'] / 1024:.0f} MiB | {by['ready_s']:.1f} s |")
     return lines + [""]
+
+
+def suite_ratios(prog: dict) -> tuple[float, str, float, str]:
+    """hakmem's speed against the fastest peer's (>1: faster) and its peak RSS against the smallest's."""
+    cells = prog["allocators"]
+    peers = {a: c for a, c in cells.items() if a != "hakmem"}
+    fastest = min(peers, key=lambda a: peers[a]["time"])
+    smallest = min(peers, key=lambda a: peers[a]["rss_kib"])
+    return (peers[fastest]["time"] / cells["hakmem"]["time"], fastest,
+            cells["hakmem"]["rss_kib"] / peers[smallest]["rss_kib"], smallest)
+
+
+def geomean(xs) -> float:
+    xs = list(xs)
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def _suite(s: dict | None) -> list[str]:
+    if not s:
+        return []
+    lines = ["## mimalloc-bench", "",
+             f"Made by `.venv/bin/python bench/suite.py --dir DIR --reps {s['reps']}` on a build of "
+             f"github.com/daanx/mimalloc-bench at {s['commit']} (not part of this repository: see bench/suite.py). "
+             f"Its programs, its command lines (bench.sh) with {s['threads']} threads where they take a count; each "
+             "allocator by LD_PRELOAD, repetitions interleaved across allocators. Time: the median of the "
+             "repetitions, in seconds or, where the program reports its own measure, mimalloc-bench's relative time "
+             "(larson, rptest, xmalloc-test, glibc-thread); lower is better. Speed is the fastest peer's time over "
+             "hakmem's (>1: hakmem faster); peak RSS is hakmem's over the smallest peer's.", "",
+             "| program | command | glibc | mimalloc | jemalloc | tcmalloc | hakmem | speed vs fastest peer | "
+             "peak RSS vs smallest |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    speeds, rsss = [], []
+    for name, prog in s["programs"].items():
+        speed, fastest, rss, smallest = suite_ratios(prog)
+        speeds.append(speed)
+        rsss.append(rss)
+        cells = " | ".join(f"{c['time']:.3f} ({c['rss_kib'] / 1024:.1f} MiB)" for c in prog["allocators"].values())
+        lines.append(f"| {name} | `{prog['command']}` | {cells} | {speed:.3f}x ({fastest}) | {rss:.2f}x ({smallest}) |")
+    lines += ["", f"Geometric mean: hakmem {geomean(speeds):.3f}x the fastest peer's speed, {geomean(rsss):.2f}x the "
+              f"smallest peer's peak RSS; at or above the fastest peer on {sum(x >= 1 for x in speeds)} of "
+              f"{len(speeds)} programs.", ""]
+    return lines
 
 
 def _builds(b: dict | None) -> list[str]:

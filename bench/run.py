@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from watching import scrape_cost, watching_cost
+from report import OTHER_SECTIONS
 from workloads import (ALLOCATORS, BENCH, BUILD, DEBIAN_PACKAGES, HAKMEM, MEMORY_SYSCALLS, NOPROBES, ROOT, env_for,
                        run_once, say, workloads)
 
@@ -157,6 +158,9 @@ def main():
         results["watching_argv"] = " ".join(sys.argv[1:])
         return _write(results, results.get("argv", ""))
     results = {"versions": versions(), "reps": reps, "workloads": {}, "about": {}, "argv": " ".join(sys.argv[1:])}
+    if (BENCH / "results.json").exists():  # what the other scripts measured stays
+        previous = json.loads((BENCH / "results.json").read_text())
+        results.update({k: previous[k] for k in OTHER_SECTIONS if k in previous})
     for i, (name, wl) in enumerate(wls.items(), 1):
         say(f"bench: [{i}/{len(wls)}] {name} ({reps} runs x {len(allocators)} allocators x 2 thread counts, then strace)")
         raw = measure(wl, allocators, (1, 2), reps)
