@@ -196,12 +196,6 @@ static HAK_NOINLINE void *new_large(size_t n)
 	return likely(p) ? p : hak_new_failed(n);
 }
 
-static HAK_NOINLINE void *new_due(struct hak_block *b, unsigned cls, size_t n)
-{
-	void *p = malloc_due(b, cls, n);
-	return likely(p) ? p : hak_new_failed(n);
-}
-
 /* malloc's body, also C++'s operator new's (`cxx`: its out-of-line paths go on to hak_new_failed
  * when they have no memory; the fast path, which cannot fail, is the same). */
 static inline __attribute__((always_inline)) void *malloc_body(size_t n, bool cxx)
@@ -222,7 +216,7 @@ static inline __attribute__((always_inline)) void *malloc_body(size_t n, bool cx
 	pop(tc, cls, b);
 	/* Counted last, as the requested-bytes counter it replaces was: on the way out. */
 	if (unlikely(!count_down(tc, n)))
-		return cxx ? new_due(b, cls, n) : malloc_due(b, cls, n);
+		return malloc_due(b, cls, n); /* cannot fail: `b` is there to fall back on */
 	return b;
 }
 

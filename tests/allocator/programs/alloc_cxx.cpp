@@ -85,6 +85,16 @@ int main()
 		threw = true;
 	}
 	check(threw, "aligned new[] of a huge count throws bad_alloc");
+	threw = false;
+	try {
+		void *p = ::operator new(100, std::align_val_t(48)); // no power of two
+		::operator delete(p, std::align_val_t(48));
+	} catch (const std::bad_alloc &) {
+		threw = true;
+	}
+	check(threw, "aligned new with an alignment of 48 throws bad_alloc");
+	check(::operator new(100, std::align_val_t(48), std::nothrow) == nullptr,
+	      "nothrow aligned new with an alignment of 48 returns null");
 	check(new (std::nothrow) char[huge] == nullptr, "nothrow new[] of SIZE_MAX/4 returns null");
 	check(new (std::nothrow) Wide[huge / 512] == nullptr, "nothrow aligned new[] of a huge count returns null");
 	std::set_new_handler(give_up);
