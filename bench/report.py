@@ -160,7 +160,8 @@ def _suite(s: dict | None) -> list[str]:
         return []
     lines = ["## mimalloc-bench", "",
              f"Made by `.venv/bin/python bench/suite.py --dir DIR --reps {s['reps']}` on a build of "
-             f"github.com/daanx/mimalloc-bench at {s['commit']} (not part of this repository: see bench/suite.py). "
+             f"github.com/daanx/mimalloc-bench at {s['commit']} (not part of this repository: see bench/suite.py), "
+             f"libhakmem at {s.get('hakmem', 'unknown')}. "
              f"Its programs, its command lines (bench.sh) with {s['threads']} threads where they take a count; each "
              "allocator by LD_PRELOAD, repetitions interleaved across allocators. Time: the median of the "
              "repetitions, in seconds or, where the program reports its own measure, mimalloc-bench's relative time "

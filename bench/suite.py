@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from report import RESULTS_JSON, keep, suite_ratios
-from workloads import ALLOCATORS, BUILD, env_for, say
+from workloads import ALLOCATORS, BUILD, ROOT, env_for, say
 from run import build
 
 
@@ -93,8 +93,10 @@ def main():
     missing = [name for name, (argv, _, _) in progs.items() if not (out / argv[0]).is_file()]
     if missing:
         ap.error(f"not built in {out}: {', '.join(missing)}")
-    commit = subprocess.run(["git", "-C", str(args.dir), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    def commit_of(repo) -> str:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip() or "unknown"
+    commit, hakmem = commit_of(args.dir), commit_of(ROOT)
     say("suite: building libhakmem and the launcher")
     build()
     results = {}
@@ -114,7 +116,8 @@ def main():
     if args.only:  # the other programs' rows stay as the last run left them
         previous = json.loads(RESULTS_JSON.read_text()).get("mimalloc_bench", {}).get("programs", {})
         results = {**previous, **results}
-    keep("mimalloc_bench", {"commit": commit, "reps": args.reps, "threads": args.threads, "programs": results})
+    keep("mimalloc_bench", {"commit": commit, "hakmem": hakmem, "reps": args.reps, "threads": args.threads,
+                            "programs": results})
     say("suite: wrote bench/RESULTS.md and bench/results.json")
 
 
