@@ -79,8 +79,10 @@ def test_late_attach_is_exact_from_the_first_scrape_and_at_exit(hakwatch, libhak
 
 def test_layers_add_up_at_every_scrape_of_a_busy_process(hakwatch, libhakmem, programs, tmp_path):
     stats = tmp_path / "own.json"
-    h = hakwatch("run", "--summary", str(tmp_path / "seen.json"), "--", str(programs["churn_threads"]), "60", "4", "3000",
-                 env=dict(os.environ, HAKMEM_STATS=str(stats)))
+    # 2,000 rounds: seconds of work (60 rounds, 0.1 s since large blocks reuse free runs, left room for
+    # only 3 scrapes in one CI run)
+    h = hakwatch("run", "--summary", str(tmp_path / "seen.json"), "--", str(programs["churn_threads"]), "2000", "4",
+                 "3000", env=dict(os.environ, HAKMEM_STATS=str(stats)))
     h.ready()
     checked = 0
     while h.proc.poll() is None and checked < 60:
