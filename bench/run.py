@@ -27,16 +27,17 @@ from pathlib import Path
 
 from watching import scrape_cost, watching_cost
 from report import OTHER_SECTIONS
-from workloads import (ALLOCATORS, BENCH, BUILD, DEBIAN_PACKAGES, HAKMEM, MEMORY_SYSCALLS, NOPROBES, ROOT, env_for,
-                       run_once, say, workloads)
+from workloads import (ALLOCATORS, BENCH, BUILD, DEBIAN_PACKAGES, HAKMEM, MEMORY_SYSCALLS, NOPROBES, ROOT, choose,
+                       env_for, run_once, say, workloads)
 
 
 def build():
     BUILD.mkdir(exist_ok=True)
     subprocess.run(["make", "-s", "-C", str(ROOT / "libhakmem"), "all", "noprobes"], check=True)
+    headers = [h.stat().st_mtime for h in (BENCH / "programs").glob("*.h")]
     for src in (BENCH / "programs").glob("*.c"):
         out = BUILD / src.stem
-        if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        if not out.exists() or out.stat().st_mtime < max([src.stat().st_mtime, *headers]):
             subprocess.run(["gcc", "-O2", "-g", "-pthread", "-o", str(out), str(src)], check=True)
 
 
@@ -136,18 +137,8 @@ def main():
                     help="measure only the cost of watching, keeping the rest of bench/results.json")
     args = ap.parse_args()
     reps = args.reps or (2 if args.quick else 5)
-    wls = workloads(args.quick)
-    if args.only:
-        unknown = set(args.only.split(",")) - set(wls)
-        if unknown:
-            ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
-        wls = {k: v for k, v in wls.items() if k in args.only.split(",")}
-    allocators = ALLOCATORS
-    if args.allocators:
-        unknown = set(args.allocators.split(",")) - set(ALLOCATORS)
-        if unknown:
-            ap.error(f"unknown allocators: {', '.join(sorted(unknown))}")
-        allocators = {k: v for k, v in ALLOCATORS.items() if k in args.allocators.split(",")}
+    wls = choose(ap, args.only, workloads(args.quick), "workloads")
+    allocators = choose(ap, args.allocators, ALLOCATORS, "allocators")
     say("bench: building")
     build()
     if args.watch_only:

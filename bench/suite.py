@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from report import RESULTS_JSON, keep, suite_ratios
-from workloads import ALLOCATORS, BUILD, ROOT, env_for, say
+from workloads import ALLOCATORS, BUILD, ROOT, choose, env_for, say
 from run import build
 
 
@@ -84,12 +84,7 @@ def main():
     ap.add_argument("--only", help="comma-separated programs")
     args = ap.parse_args()
     out = args.dir / "out" / "bench"
-    progs = programs(args.threads)
-    if args.only:
-        unknown = set(args.only.split(",")) - set(progs)
-        if unknown:
-            ap.error(f"unknown programs: {', '.join(sorted(unknown))} (known: {', '.join(progs)})")
-        progs = {k: v for k, v in progs.items() if k in args.only.split(",")}
+    progs = choose(ap, args.only, programs(args.threads), "programs")
     missing = [name for name, (argv, _, _) in progs.items() if not (out / argv[0]).is_file()]
     if missing:
         ap.error(f"not built in {out}: {', '.join(missing)}")

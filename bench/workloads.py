@@ -65,6 +65,17 @@ def workloads(quick: bool) -> dict:
     }
 
 
+def choose(ap, only: str | None, known: dict, what: str) -> dict:
+    """The entries of `known` a comma-separated --only-style option names (all without it); an unknown
+    name is a usage error."""
+    if not only:
+        return known
+    unknown = set(only.split(",")) - set(known)
+    if unknown:
+        ap.error(f"unknown {what}: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+    return {k: v for k, v in known.items() if k in only.split(",")}
+
+
 def say(msg: str):
     print(msg, file=sys.stderr, flush=True)
 

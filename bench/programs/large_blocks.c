@@ -5,11 +5,11 @@
  * THREADS > 1 the slots are shared out and every thread replaces ITER blocks of its own.
  *   large_blocks ITER SLOTS MIN_MIB MAX_MIB [THREADS]      prints: ops_per_sec X
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "timed_threads.h"
 
 /* Called through a volatile pointer: GCC would otherwise turn malloc + memset(0) into calloc, which
  * some allocators answer with untouched fresh pages, and the pages would never be written. */
@@ -58,15 +58,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	slots_per_thread = slots / threads;
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	pthread_t th[64];
-	for (int t = 0; t < threads; t++)
-		pthread_create(&th[t], NULL, run, (void *)(long)t);
-	for (int t = 0; t < threads; t++)
-		pthread_join(th[t], NULL);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-	printf("ops_per_sec %.0f\n", iters * threads / s);
+	printf("ops_per_sec %.0f\n", iters * threads / timed_threads(threads, run));
 	return 0;
 }

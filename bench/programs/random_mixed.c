@@ -5,10 +5,10 @@
  *   random_mixed CYCLES SLOTS SEED [THREADS] [REPEAT]      prints: ops_per_sec X
  * REPEAT runs the whole loop again (the notes' 200,000 cycles take a few milliseconds).
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+
+#include "timed_threads.h"
 
 static long cycles, repeat;
 static int slots;
@@ -42,15 +42,6 @@ int main(int argc, char **argv)
 	cycles = atol(argv[1]), slots = atoi(argv[2]), seed0 = atoi(argv[3]);
 	int threads = argc > 4 ? atoi(argv[4]) : 1;
 	repeat = argc > 5 ? atol(argv[5]) : 1;
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	pthread_t th[64];
-	for (int t = 0; t < threads; t++)
-		pthread_create(&th[t], NULL, run, (void *)(long)t);
-	for (int t = 0; t < threads; t++)
-		pthread_join(th[t], NULL);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-	printf("ops_per_sec %.0f\n", cycles * repeat * threads / s);
+	printf("ops_per_sec %.0f\n", cycles * repeat * threads / timed_threads(threads, run));
 	return 0;
 }
