@@ -33,7 +33,7 @@ int main(void)
 	fill_and_free(4 * 2048);
 	usleep(1300 * 1000);
 	fill_and_free(1500);
-	char *volatile big = malloc(64 << 20); /* too big for the large-block cache: unmapped at free */
+	char *volatile big = malloc(64 << 20); /* more than the free large runs keep with nothing else live (64 MiB): partly unmapped at free */
 	big[0] = 1;
 	free(big);
 	pthread_t t;
