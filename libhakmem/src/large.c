@@ -98,6 +98,16 @@ static void drop_run(unsigned i, struct unmaps *out)
 	runs_remove(i);
 }
 
+/* The run freed longest ago. Under runs_lock, with runs. */
+static unsigned oldest_run(void)
+{
+	unsigned oldest = 0;
+	for (unsigned i = 1; i < runs_len; i++)
+		if (runs[i].idle_since_ns < runs[oldest].idle_since_ns)
+			oldest = i;
+	return oldest;
+}
+
 /* Give back runs idle for `delay_ns` and, oldest first, what the free runs hold beyond their bound
  * (from a run's end, so the rest of it stays where it is). Under runs_lock. */
 static void runs_shrink(uint64_t now, uint64_t delay_ns, struct unmaps *out)
@@ -107,10 +117,7 @@ static void runs_shrink(uint64_t now, uint64_t delay_ns, struct unmaps *out)
 			drop_run(i, out);
 	size_t bound = live_bytes > CACHE_MIN_BYTES ? live_bytes : CACHE_MIN_BYTES;
 	while (runs_bytes > bound) {
-		unsigned oldest = 0;
-		for (unsigned i = 1; i < runs_len; i++)
-			if (runs[i].idle_since_ns < runs[oldest].idle_since_ns)
-				oldest = i;
+		unsigned oldest = oldest_run();
 		size_t over = runs_bytes - bound;
 		if (runs[oldest].bytes <= over) {
 			drop_run(oldest, out);
@@ -157,10 +164,7 @@ static void runs_put(char *base, size_t bytes, uint64_t now, uint64_t delay_ns, 
 		return;
 	}
 	if (runs_len == RUNS) {
-		unsigned oldest = 0;
-		for (unsigned j = 1; j < runs_len; j++)
-			if (runs[j].idle_since_ns < runs[oldest].idle_since_ns)
-				oldest = j;
+		unsigned oldest = oldest_run();
 		drop_run(oldest, out);
 		if (oldest < i)
 			i--;
