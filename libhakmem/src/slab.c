@@ -153,25 +153,42 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, 
 		ss->page_slab[p] = first;
 		ss->page_cls[p] = cls;
 	}
-	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
+	uint32_t mask = ((1u << pages) - 1) << first;
 	ss->free_pages &= ~mask;
 	ss->used_pages += pages;
 	hak_tc.counters.bytes[HAKMEM_B_SLAB_IN] += to - from;
 }
 
-/* A run of `pages` free pages in the SuperSlab (page 0, the header, is never free); multi-page runs
- * aligned to their size keep big blocks well aligned. */
-static int find_pages(struct hak_superslab *ss, unsigned pages)
+/* Where a new slab of `pages` pages goes: a run of free pages in one of the heap's SuperSlabs (page 0,
+ * the header, is never free; a run is aligned to its length, which keeps big blocks well aligned),
+ * the one with the most pages already resident (hak_ss_touch): what the program freed is reused
+ * before fresh pages are faulted in, so peak RSS follows what is live, not what was ever free in
+ * some other place. The first wholly resident run ends the search. False when no SuperSlab has room. */
+struct slab_place {
+	struct hak_superslab *ss;
+	unsigned first;
+};
+
+static bool place_slab(struct hak_heap *h, unsigned pages, struct slab_place *out)
 {
-	if (pages == 1) {
-		return ss->free_pages ? __builtin_ctz(ss->free_pages) : -1;
-	}
-	unsigned step = pages == HAK_SS_PAGES - 1 ? HAK_SS_PAGES : pages;
 	uint32_t mask = (1u << pages) - 1;
-	for (unsigned first = step == HAK_SS_PAGES ? 1 : pages; first + pages <= HAK_SS_PAGES; first += step)
-		if ((ss->free_pages >> first & mask) == mask)
-			return first;
-	return -1;
+	int best = -1, whole = 16 * pages;
+	for (struct hak_superslab *ss = h->superslabs; ss; ss = ss->next) {
+		for (unsigned first = pages; first + pages <= HAK_SS_PAGES; first += pages) {
+			if ((ss->free_pages >> first & mask) != mask)
+				continue;
+			int resident = 0;
+			for (unsigned p = first; p < first + pages; p++)
+				resident += __builtin_popcount(ss->touched[p]);
+			if (resident > best) {
+				best = resident;
+				*out = (struct slab_place){ss, first};
+				if (resident == whole)
+					return true;
+			}
+		}
+	}
+	return best >= 0;
 }
 
 /* Give an empty slab's pages back to its SuperSlab; an empty SuperSlab leaves the heap. */
@@ -187,7 +204,7 @@ void hak_slab_release(struct hak_heap *h, struct hak_superslab *ss, struct hak_s
 	hak_tc.counters.bytes[HAKMEM_B_SLAB_OUT_CARVED] += (uint64_t)s->carved * s->bsize;
 	s->npages = 0;
 	memset(&ss->page_cls[first], HAK_NO_CLASS, pages); /* free() of a block of it: invalid pointer */
-	uint32_t mask = (pages == 32 ? ~0u : ((1u << pages) - 1)) << first;
+	uint32_t mask = ((1u << pages) - 1) << first;
 	ss->free_pages |= mask;
 	ss->used_pages -= pages;
 	if (ss->used_pages)
@@ -275,12 +292,10 @@ struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage)
 {
 	unsigned pages = hak_class_pages[cls];
 	for (;;) {
-		for (struct hak_superslab *ss = h->superslabs; ss; ss = ss->next) {
-			int first = find_pages(ss, pages);
-			if (first >= 0) {
-				slab_init(ss, first, pages, cls);
-				return &ss->slabs[first];
-			}
+		struct slab_place at;
+		if (place_slab(h, pages, &at)) {
+			slab_init(at.ss, at.first, pages, cls);
+			return &at.ss->slabs[at.first];
 		}
 		struct hak_superslab *ss = hak_ss_take_abandoned();
 		if (ss) {
@@ -302,11 +317,8 @@ struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage)
 /* The next slab of the class to refill from, out of any list: one with blocks, else a new one. */
 static struct hak_slab *next_slab(struct hak_heap *h, unsigned cls, unsigned *stage)
 {
+	collect_remote(h);
 	struct hak_slab *s = h->avail[cls].head;
-	if (!s) {
-		collect_remote(h);
-		s = h->avail[cls].head;
-	}
 	if (s) {
 		list_remove(h, s);
 		return s;

@@ -21,32 +21,33 @@ static pthread_key_t exit_key;
 /* Bytes a thread cache may hold per class: enough to absorb bursts, bounded so idle threads do not
  * sit on much memory. */
 #define CACHE_BYTES (32 * 1024)
+/* A new thread's cache limits, worked out once: a program that churns threads sets them up for each. */
+static uint32_t first_limit[HAK_NUM_CLASSES];
 
 #define HEAP_CHUNK_BYTES (64 * 1024)
-/* The first heaps come from .bss: a program with a few threads maps nothing for them. */
+/* The first heaps come from .bss: a program with a few threads maps nothing for them. Heaps are cut
+ * from a chunk as threads first need them (threading a whole chunk onto the pool wrote all of its
+ * 64 KiB: RSS every process paid for its one or two threads). */
 static char first_heap_chunk[HEAP_CHUNK_BYTES] __attribute__((aligned(64)));
-static bool first_heap_chunk_used;
+static char *chunk_next = first_heap_chunk, *chunk_end = first_heap_chunk + HEAP_CHUNK_BYTES;
 
 static struct hak_heap *heap_alloc(void)
 {
-	if (!heap_pool) {
-		size_t bytes = HEAP_CHUNK_BYTES;
-		char *chunk = first_heap_chunk;
-		if (first_heap_chunk_used) {
-			chunk = hak_os_map(bytes);
-			if (!chunk)
-				return NULL;
-			hak_tc.counters.bytes[HAKMEM_B_METADATA] += bytes;
-		}
-		first_heap_chunk_used = true;
-		for (size_t off = 0; off + sizeof(struct hak_heap) <= bytes; off += sizeof(struct hak_heap)) {
-			struct hak_heap *h = (struct hak_heap *)(chunk + off);
-			h->pool_next = heap_pool;
-			heap_pool = h;
-		}
-	}
 	struct hak_heap *h = heap_pool;
-	heap_pool = h->pool_next;
+	if (h) {
+		heap_pool = h->pool_next;
+		return h;
+	}
+	if (chunk_end - chunk_next < (ptrdiff_t)sizeof *h) {
+		char *chunk = hak_os_map(HEAP_CHUNK_BYTES);
+		if (!chunk)
+			return NULL;
+		hak_tc.counters.bytes[HAKMEM_B_METADATA] += HEAP_CHUNK_BYTES;
+		chunk_next = chunk;
+		chunk_end = chunk + HEAP_CHUNK_BYTES;
+	}
+	h = (struct hak_heap *)chunk_next;
+	chunk_next += sizeof *h;
 	return h;
 }
 
@@ -68,10 +69,8 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 	hak_unlock(&heaps_lock);
 	if (!h)
 		return NULL;
-	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		unsigned limit = CACHE_BYTES / hak_class_size[c];
-		tc->limit[c] = tc->room[c] = limit < 2 ? 2 : limit > 256 ? 256 : limit;
-	}
+	memcpy(tc->limit, first_limit, sizeof first_limit);
+	memcpy(tc->room, first_limit, sizeof first_limit);
 	tc->heap = h;
 	/* Any non-NULL value: the destructor runs at thread exit. Not for the main thread (exit() does
 	 * not run key destructors), whose counters the library destructor flushes. */
@@ -226,6 +225,10 @@ static void fork_child(void)
 
 void hak_threads_init(void)
 {
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		unsigned limit = CACHE_BYTES / hak_class_size[c];
+		first_limit[c] = limit < 2 ? 2 : limit > 256 ? 256 : limit;
+	}
 	pthread_key_create(&exit_key, thread_exit);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -3,7 +3,7 @@
  *
  * Memory comes in SuperSlabs: 2 MiB regions aligned to 2 MiB, so the SuperSlab of any small block is
  * its address with the low 21 bits cleared. A SuperSlab is cut into 32 pages of 64 KiB; a slab is a
- * run of 1..31 pages serving one size class. Page 0 is the SuperSlab header (this struct, with the
+ * run of 1, 2, 4 or 8 pages serving one size class, aligned to its length. Page 0 is the SuperSlab header (this struct, with the
  * metadata of every slab, in its first 4 KiB) and holds no blocks. Every block's offset in its
  * SuperSlab is a multiple of its size (a slab's first block is the first such offset in its pages),
  * so free() checks that a pointer starts a block with one multiply (DESIGN.md, "Heap misuse"). A
@@ -28,6 +28,7 @@
 #define HAK_PAGE_SHIFT 16
 #define HAK_PAGE_SIZE ((size_t)1 << HAK_PAGE_SHIFT)
 #define HAK_SS_PAGES 32
+#define HAK_SLAB_MAX_PAGES 8 /* classes.c: pages_for */
 #define HAK_SS_HEADER HAK_PAGE_SIZE /* page 0: struct superslab in its first 4 KiB, no blocks */
 #define HAK_SUBPAGE_SHIFT 12 /* the kernel's pages: what the resident estimate counts in */
 _Static_assert(HAK_SS_SIZE == HAKMEM_SUPERSLAB_BYTES && HAK_SS_HEADER == HAKMEM_SUPERSLAB_HEADER_BYTES,
