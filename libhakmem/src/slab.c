@@ -159,11 +159,24 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned pages, 
 	hak_tc.counters.bytes[HAKMEM_B_SLAB_IN] += to - from;
 }
 
-/* Where a new slab of `pages` pages goes: a run of free pages in one of the heap's SuperSlabs (page 0,
- * the header, is never free; a run is aligned to its length, which keeps big blocks well aligned),
- * the one with the most pages already resident (hak_ss_touch): what the program freed is reused
- * before fresh pages are faulted in, so peak RSS follows what is live, not what was ever free in
- * some other place. The first wholly resident run ends the search. False when no SuperSlab has room. */
+/* The pages a slab of `pages` pages may start at, each bit p with pages p..p+pages-1 all in `m`: a
+ * slab is aligned to its length (which keeps big blocks well aligned) and page 0, the header, is
+ * never in one. */
+_Static_assert(HAK_SLAB_MAX_PAGES == 8, "runs_in's starts are those of slabs of 1, 2, 4 and 8 pages");
+
+static uint32_t runs_in(uint32_t m, unsigned pages)
+{
+	static const uint32_t starts[HAK_SLAB_MAX_PAGES + 1] = {
+		[1] = 0xfffffffe, [2] = 0x55555554, [4] = 0x11111110, [8] = 0x01010100};
+	for (unsigned shift = 1; shift < pages; shift *= 2)
+		m &= m >> shift;
+	return m & starts[pages];
+}
+
+/* Where a new slab of `pages` pages goes: free pages of one of the heap's SuperSlabs, the first run
+ * whose pages are all resident (hak_ss_touch) if there is one, else the first run. What the program
+ * freed is reused before fresh pages are faulted in, so peak RSS follows what is live, not what was
+ * ever free in some other place. False when no SuperSlab has room. */
 struct slab_place {
 	struct hak_superslab *ss;
 	unsigned first;
@@ -171,24 +184,22 @@ struct slab_place {
 
 static bool place_slab(struct hak_heap *h, unsigned pages, struct slab_place *out)
 {
-	uint32_t mask = (1u << pages) - 1;
-	int best = -1, whole = 16 * pages;
+	bool found = false;
 	for (struct hak_superslab *ss = h->superslabs; ss; ss = ss->next) {
-		for (unsigned first = pages; first + pages <= HAK_SS_PAGES; first += pages) {
-			if ((ss->free_pages >> first & mask) != mask)
-				continue;
-			int resident = 0;
-			for (unsigned p = first; p < first + pages; p++)
-				resident += __builtin_popcount(ss->touched[p]);
-			if (resident > best) {
-				best = resident;
-				*out = (struct slab_place){ss, first};
-				if (resident == whole)
-					return true;
-			}
+		uint32_t free = runs_in(ss->free_pages, pages);
+		if (!free)
+			continue;
+		uint32_t warm = free & runs_in(ss->resident, pages);
+		if (warm) {
+			*out = (struct slab_place){ss, __builtin_ctz(warm)};
+			return true;
+		}
+		if (!found) {
+			*out = (struct slab_place){ss, __builtin_ctz(free)};
+			found = true;
 		}
 	}
-	return best >= 0;
+	return found;
 }
 
 /* Give an empty slab's pages back to its SuperSlab; an empty SuperSlab leaves the heap. */
@@ -317,8 +328,11 @@ struct hak_slab *hak_slab_new(struct hak_heap *h, unsigned cls, unsigned *stage)
 /* The next slab of the class to refill from, out of any list: one with blocks, else a new one. */
 static struct hak_slab *next_slab(struct hak_heap *h, unsigned cls, unsigned *stage)
 {
-	collect_remote(h);
 	struct hak_slab *s = h->avail[cls].head;
+	if (!s) {
+		collect_remote(h);
+		s = h->avail[cls].head;
+	}
 	if (s) {
 		list_remove(h, s);
 		return s;

@@ -50,6 +50,8 @@ void hak_ss_touch(struct hak_superslab *ss, const char *from, const char *to)
 		uint16_t want = (uint16_t)((0xffffu >> (15 - hi)) & (0xffffu << lo));
 		fresh += __builtin_popcount(want & ~ss->touched[page]);
 		ss->touched[page] |= want;
+		if (ss->touched[page] == 0xffff)
+			ss->resident |= 1u << page;
 	}
 	hak_tc.counters.bytes[HAKMEM_B_TOUCHED_IN] += fresh << HAK_SUBPAGE_SHIFT;
 }
@@ -62,6 +64,7 @@ static void ss_untouch(struct hak_superslab *ss, unsigned first)
 		n += __builtin_popcount(ss->touched[p]);
 		ss->touched[p] = 0;
 	}
+	ss->resident &= (1u << first) - 1;
 	hak_tc.counters.bytes[HAKMEM_B_TOUCHED_OUT] += n << HAK_SUBPAGE_SHIFT;
 }
 
@@ -70,9 +73,11 @@ static void ss_untouch(struct hak_superslab *ss, unsigned first)
 static void ss_reset(struct hak_superslab *ss)
 {
 	uint16_t touched[HAK_SS_PAGES];
+	uint32_t resident = ss->resident;
 	memcpy(touched, ss->touched, sizeof touched);
 	memset(ss, 0, sizeof *ss);
 	memcpy(ss->touched, touched, sizeof touched);
+	ss->resident = resident;
 	ss->free_pages = ~1u;
 	memset(ss->page_cls, HAK_NO_CLASS, sizeof ss->page_cls);
 	hak_ss_touch(ss, (char *)ss, (char *)ss + sizeof *ss);

@@ -81,6 +81,7 @@ struct hak_superslab {
 	int purged;				/* its pages were given back with MADV_DONTNEED */
 	uint8_t page_slab[HAK_SS_PAGES];	/* page index -> index of the page starting its slab */
 	uint16_t touched[HAK_SS_PAGES];		/* bit i of page p: its i-th 4 KiB was written and not purged since */
+	uint32_t resident;			/* bit p: all of page p is touched */
 	struct hak_slab slabs[HAK_SS_PAGES];	/* indexed by a slab's first page */
 };
 _Static_assert(sizeof(struct hak_superslab) <= 4096, "SuperSlab header outgrew its 4 KiB");
