@@ -38,20 +38,11 @@ static HAK_NOINLINE void fire_flush(struct hakmem_counters *delta)
 	HAK_PROBE(FLUSH, delta, totals);
 }
 
-/* Two counters an instruction (SSE2, which every x86-64 has): a block is 607 counters, and adding
- * them one by one was 3,000 of the 10,500 instructions a short-lived thread cost (mleak). The blocks
- * are only 8-byte aligned (the totals follow their seq word): unaligned vectors. */
-typedef uint64_t u64x2 __attribute__((vector_size(16), aligned(8)));
-
 static void add_counters(struct hakmem_counters *sum, const struct hakmem_counters *c)
 {
-	enum { WORDS = sizeof *c / sizeof(uint64_t) };
 	uint64_t *to = (uint64_t *)sum;
 	const uint64_t *from = (const uint64_t *)c;
-	size_t i = 0;
-	for (; i + 2 <= WORDS; i += 2)
-		*(u64x2 *)&to[i] += *(const u64x2 *)&from[i];
-	if (i < WORDS)
+	for (size_t i = 0; i < sizeof *c / sizeof(uint64_t); i++)
 		to[i] += from[i];
 }
 
