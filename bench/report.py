@@ -150,6 +150,25 @@ def suite_ratios(prog: dict) -> tuple[float, str, float, str]:
             cells["hakmem"]["rss_kib"] / peers[smallest]["rss_kib"], smallest)
 
 
+def suite_spread(prog: dict) -> tuple[float, float, float, float] | None:
+    """The same two ratios repetition by repetition (the i-th run of hakmem against the i-th of the
+    peer that is fastest, smallest, by median): (speed min, speed max, RSS min, RSS max), or None for a
+    row recorded before the runs' peaks were kept."""
+    _, fastest, _, smallest = suite_ratios(prog)
+    cells = prog["allocators"]
+    me = cells["hakmem"]
+    if "rss" not in me:
+        return None
+    speed = [p / h for p, h in zip(cells[fastest]["times"], me["times"])]
+    rss = [h / p for h, p in zip(me["rss"], cells[smallest]["rss"])]
+    return min(speed), max(speed), min(rss), max(rss)
+
+
+def verdict(lo: float, hi: float) -> str:
+    """Ahead when every repetition says so, behind when every one says the other, else a tie."""
+    return "ahead" if lo > 1 else "behind" if hi < 1 else "tie"
+
+
 def geomean(xs) -> float:
     xs = list(xs)
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
@@ -166,20 +185,33 @@ def _suite(s: dict | None) -> list[str]:
              "allocator by LD_PRELOAD, repetitions interleaved across allocators. Time: the median of the "
              "repetitions, in seconds or, where the program reports its own measure, mimalloc-bench's relative time "
              "(larson, rptest, xmalloc-test, glibc-thread); lower is better. Speed is the fastest peer's time over "
-             "hakmem's (>1: hakmem faster); peak RSS is hakmem's over the smallest peer's.", "",
+             "hakmem's (>1: hakmem faster); peak RSS is hakmem's over the smallest peer's. In brackets, the same "
+             "ratio repetition by repetition (min-max; each repetition runs the allocators in a rotated order) and "
+             "the verdict it gives: ahead (or, for RSS, above) when every repetition says so, behind (below) when "
+             "every one says the other, else a tie.", "",
              "| program | command | glibc | mimalloc | jemalloc | tcmalloc | hakmem | speed vs fastest peer | "
              "peak RSS vs smallest |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    speeds, rsss = [], []
+    speeds, rsss, verdicts = [], [], []
     for name, prog in s["programs"].items():
         speed, fastest, rss, smallest = suite_ratios(prog)
         speeds.append(speed)
         rsss.append(rss)
         cells = " | ".join(f"{c['time']:.3f} ({c['rss_kib'] / 1024:.1f} MiB)" for c in prog["allocators"].values())
-        lines.append(f"| {name} | `{prog['command']}` | {cells} | {speed:.3f}x ({fastest}) | {rss:.2f}x ({smallest}) |")
+        spread = suite_spread(prog)
+        speed_cell, rss_cell = f"{speed:.3f}x ({fastest})", f"{rss:.2f}x ({smallest})"
+        if spread:
+            lo, hi, rlo, rhi = spread
+            verdicts.append(verdict(lo, hi))
+            rss_verdict = {"ahead": "above", "behind": "below"}.get(verdict(rlo, rhi), "tie")
+            speed_cell += f" [{lo:.2f}-{hi:.2f}: {verdicts[-1]}]"
+            rss_cell += f" [{rlo:.2f}-{rhi:.2f}: {rss_verdict}]"
+        lines.append(f"| {name} | `{prog['command']}` | {cells} | {speed_cell} | {rss_cell} |")
     lines += ["", f"Geometric mean: hakmem {geomean(speeds):.3f}x the fastest peer's speed, {geomean(rsss):.2f}x the "
               f"smallest peer's peak RSS; at or above the fastest peer on {sum(x >= 1 for x in speeds)} of "
-              f"{len(speeds)} programs.", ""]
+              f"{len(speeds)} programs" + (f" (by the repetitions: ahead on {verdicts.count('ahead')}, tied on "
+                                          f"{verdicts.count('tie')}, behind on {verdicts.count('behind')})"
+                                          if verdicts else "") + ".", ""]
     return lines
 
 

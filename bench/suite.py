@@ -7,9 +7,11 @@ The suite is not part of this repository: build it from its own repository with 
 instructions; DIR is that checkout, with the programs in DIR/out/bench as its build puts them. The
 command lines are the suite's own (bench.sh) at 2 threads where a program takes a count, with
 mstress and mleak run 10 times longer than bench.sh's defaults so that they last a second or more.
-Each cell: the median of the repetitions, where a program reports its own measure (larson's relative
-time, rptest's and glibc-thread's operations, xmalloc's rtime) that measure, else wall time; peak
-RSS from programs/peakrss.c, as in run.py."""
+Each cell: the median of the repetitions (the allocators in a rotated order each time), where a
+program reports its own measure (larson's relative time, rptest's and glibc-thread's operations,
+xmalloc's rtime) that measure, else wall time; peak RSS from programs/peakrss.c, as in run.py. Each
+ratio to the best peer is also taken repetition by repetition, and its spread decides ahead, tie or
+behind."""
 
 import argparse
 import json
@@ -20,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from report import RESULTS_JSON, keep, suite_ratios
+from report import RESULTS_JSON, keep, suite_ratios, suite_spread, verdict
 from workloads import ALLOCATORS, BUILD, ROOT, choose, env_for, say
 from run import build
 
@@ -98,14 +100,17 @@ def main():
     for i, (name, (argv, stdin, reader)) in enumerate(progs.items(), 1):
         say(f"suite: [{i}/{len(progs)}] {name}: {' '.join(argv)} ({args.reps} x {len(ALLOCATORS)} allocators)")
         cells = {a: [] for a in ALLOCATORS}
-        for _ in range(args.reps):
-            for alloc, lib in ALLOCATORS.items():
+        order = list(ALLOCATORS.items())
+        for rep in range(args.reps):
+            # rotated each repetition: on these machines the first of a fixed order gains or loses several percent
+            for alloc, lib in order[rep % len(order):] + order[:rep % len(order)]:
                 cells[alloc].append(run_one(argv, out / stdin if stdin else None, reader, lib, out))
         results[name] = {
             "command": " ".join(argv) + (f" < {stdin}" if stdin else ""),
             "measure": "relative time" if reader else "seconds",
             "allocators": {a: {"time": statistics.median(t for t, _ in v), "times": [t for t, _ in v],
-                               "rss_kib": statistics.median(r for _, r in v)} for a, v in cells.items()},
+                               "rss_kib": statistics.median(r for _, r in v), "rss": [r for _, r in v]}
+                           for a, v in cells.items()},
         }
         say("suite:   " + summary_line(results[name]))
     if args.only:  # the other programs' rows stay as the last run left them
@@ -118,7 +123,9 @@ def main():
 
 def summary_line(prog: dict) -> str:
     speed, fastest, rss, smallest = suite_ratios(prog)
-    return f"hakmem {speed:.3f}x the fastest peer ({fastest}), peak RSS {rss:.2f}x the smallest ({smallest})"
+    lo, hi, rlo, rhi = suite_spread(prog)
+    return (f"hakmem {speed:.3f}x the fastest peer ({fastest}; {lo:.2f}-{hi:.2f} by repetition, {verdict(lo, hi)}), "
+            f"peak RSS {rss:.2f}x the smallest ({smallest}; {rlo:.2f}-{rhi:.2f})")
 
 
 if __name__ == "__main__":
