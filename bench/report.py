@@ -164,6 +164,10 @@ def suite_spread(prog: dict) -> tuple[float, float, float, float] | None:
     return min(speed), max(speed), min(rss), max(rss)
 
 
+# The peak-RSS bar a program is held to: at most this many times the smallest peer's.
+RSS_BAR = 1.2
+
+
 def verdict(lo: float, hi: float) -> str:
     """Ahead when every repetition says so, behind when every one says the other, else a tie."""
     return "ahead" if lo > 1 else "behind" if hi < 1 else "tie"
@@ -187,12 +191,13 @@ def _suite(s: dict | None) -> list[str]:
              "(larson, rptest, xmalloc-test, glibc-thread); lower is better. Speed is the fastest peer's time over "
              "hakmem's (>1: hakmem faster); peak RSS is hakmem's over the smallest peer's. In brackets, the same "
              "ratio repetition by repetition (min-max; each repetition runs the allocators in a rotated order) and "
-             "the verdict it gives: ahead (or, for RSS, above) when every repetition says so, behind (below) when "
-             "every one says the other, else a tie.", "",
+             "the verdict it gives: for speed, ahead when every repetition says so, behind when every one says the "
+             f"other, else a tie; for peak RSS, whether every repetition is within {RSS_BAR}x the smallest peer's, "
+             "every one over it, or some each way.", "",
              "| program | command | glibc | mimalloc | jemalloc | tcmalloc | hakmem | speed vs fastest peer | "
              "peak RSS vs smallest |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    speeds, rsss, verdicts = [], [], []
+    speeds, rsss, verdicts, rss_verdicts = [], [], [], []
     for name, prog in s["programs"].items():
         speed, fastest, rss, smallest = suite_ratios(prog)
         speeds.append(speed)
@@ -203,15 +208,18 @@ def _suite(s: dict | None) -> list[str]:
         if spread:
             lo, hi, rlo, rhi = spread
             verdicts.append(verdict(lo, hi))
-            rss_verdict = {"ahead": "above", "behind": "below"}.get(verdict(rlo, rhi), "tie")
+            rss_verdict = (f"within {RSS_BAR}x" if rhi <= RSS_BAR else f"over {RSS_BAR}x" if rlo > RSS_BAR
+                           else f"around {RSS_BAR}x")
+            rss_verdicts.append(rss_verdict)
             speed_cell += f" [{lo:.2f}-{hi:.2f}: {verdicts[-1]}]"
             rss_cell += f" [{rlo:.2f}-{rhi:.2f}: {rss_verdict}]"
         lines.append(f"| {name} | `{prog['command']}` | {cells} | {speed_cell} | {rss_cell} |")
     lines += ["", f"Geometric mean: hakmem {geomean(speeds):.3f}x the fastest peer's speed, {geomean(rsss):.2f}x the "
               f"smallest peer's peak RSS; at or above the fastest peer on {sum(x >= 1 for x in speeds)} of "
               f"{len(speeds)} programs" + (f" (by the repetitions: ahead on {verdicts.count('ahead')}, tied on "
-                                          f"{verdicts.count('tie')}, behind on {verdicts.count('behind')})"
-                                          if verdicts else "") + ".", ""]
+                                          f"{verdicts.count('tie')}, behind on {verdicts.count('behind')}; peak RSS "
+                                          f"within {RSS_BAR}x the smallest peer's in every repetition on "
+                                          f"{rss_verdicts.count(f'within {RSS_BAR}x')})" if verdicts else "") + ".", ""]
     return lines
 
 
