@@ -270,8 +270,12 @@ void hak_slab_adopt_superslab(struct hak_heap *h, struct hak_superslab *ss)
 				return;
 			continue;
 		}
-		list_push(slab_has_blocks(s) ? &h->avail[s->cls] : &h->full[s->cls], s,
-			  slab_has_blocks(s) ? HAK_LIST_AVAIL : HAK_LIST_FULL);
+		/* Asked once: another thread's remote free may land between two reads of the remote list,
+		 * and a slab filed in one list under the other's name corrupts both (a refill then spun
+		 * for ever on a full slab at the head of `avail`). */
+		bool has_blocks = slab_has_blocks(s);
+		list_push(has_blocks ? &h->avail[s->cls] : &h->full[s->cls], s,
+			  has_blocks ? HAK_LIST_AVAIL : HAK_LIST_FULL);
 	}
 }
 
