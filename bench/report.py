@@ -173,6 +173,11 @@ def verdict(lo: float, hi: float) -> str:
     return "ahead" if lo > 1 else "behind" if hi < 1 else "tie"
 
 
+def rss_verdict(lo: float, hi: float) -> str:
+    """Where the repetitions' peak-RSS ratios fall against the bar."""
+    return f"within {RSS_BAR}x" if hi <= RSS_BAR else f"over {RSS_BAR}x" if lo > RSS_BAR else f"around {RSS_BAR}x"
+
+
 def geomean(xs) -> float:
     xs = list(xs)
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
@@ -208,18 +213,16 @@ def _suite(s: dict | None) -> list[str]:
         if spread:
             lo, hi, rlo, rhi = spread
             verdicts.append(verdict(lo, hi))
-            rss_verdict = (f"within {RSS_BAR}x" if rhi <= RSS_BAR else f"over {RSS_BAR}x" if rlo > RSS_BAR
-                           else f"around {RSS_BAR}x")
-            rss_verdicts.append(rss_verdict)
+            rss_verdicts.append(rss_verdict(rlo, rhi))
             speed_cell += f" [{lo:.2f}-{hi:.2f}: {verdicts[-1]}]"
-            rss_cell += f" [{rlo:.2f}-{rhi:.2f}: {rss_verdict}]"
+            rss_cell += f" [{rlo:.2f}-{rhi:.2f}: {rss_verdicts[-1]}]"
         lines.append(f"| {name} | `{prog['command']}` | {cells} | {speed_cell} | {rss_cell} |")
     lines += ["", f"Geometric mean: hakmem {geomean(speeds):.3f}x the fastest peer's speed, {geomean(rsss):.2f}x the "
               f"smallest peer's peak RSS; at or above the fastest peer on {sum(x >= 1 for x in speeds)} of "
               f"{len(speeds)} programs" + (f" (by the repetitions: ahead on {verdicts.count('ahead')}, tied on "
                                           f"{verdicts.count('tie')}, behind on {verdicts.count('behind')}; peak RSS "
                                           f"within {RSS_BAR}x the smallest peer's in every repetition on "
-                                          f"{rss_verdicts.count(f'within {RSS_BAR}x')})" if verdicts else "") + ".", ""]
+                                          f"{rss_verdicts.count(rss_verdict(0, 0))})" if verdicts else "") + ".", ""]
     return lines
 
 

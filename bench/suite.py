@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from report import RESULTS_JSON, keep, suite_ratios, suite_spread, verdict
+from report import RESULTS_JSON, keep, rss_verdict, suite_ratios, suite_spread, verdict
 from workloads import ALLOCATORS, BUILD, ROOT, choose, env_for, say
 from run import build
 
@@ -125,7 +125,7 @@ def summary_line(prog: dict) -> str:
     speed, fastest, rss, smallest = suite_ratios(prog)
     lo, hi, rlo, rhi = suite_spread(prog)
     return (f"hakmem {speed:.3f}x the fastest peer ({fastest}; {lo:.2f}-{hi:.2f} by repetition, {verdict(lo, hi)}), "
-            f"peak RSS {rss:.2f}x the smallest ({smallest}; {rlo:.2f}-{rhi:.2f})")
+            f"peak RSS {rss:.2f}x the smallest ({smallest}; {rlo:.2f}-{rhi:.2f}, {rss_verdict(rlo, rhi)})")
 
 
 if __name__ == "__main__":
