@@ -4,11 +4,11 @@
  * Memory comes in SuperSlabs: 2 MiB regions aligned to 2 MiB, so the SuperSlab of any small block is
  * its address with the low 21 bits cleared. A SuperSlab is cut into 32 pages of 64 KiB; a slab is a
  * run of 1, 2, 4 or 8 pages serving one size class, aligned to its length. Page 0 is the SuperSlab
- * header (this struct, with the metadata of every slab, in its first 4 KiB) and holds no blocks. Every block's offset in its
- * SuperSlab is a multiple of its size (a slab's first block is the first such offset in its pages),
- * so free() checks that a pointer starts a block with one multiply (DESIGN.md, "Heap misuse"). A
- * SuperSlab belongs to one thread (its heap) or to nobody (abandoned by a thread that exited, waiting
- * for another to adopt it), or sits empty in the LRU.
+ * header (this struct, with the metadata of every slab, in its first 4 KiB) and holds no blocks.
+ * Every block's offset in its SuperSlab is a multiple of its size (a slab's first block is the first
+ * such offset in its pages), so free() checks that a pointer starts a block with one multiply
+ * (DESIGN.md, "Heap misuse"). A SuperSlab belongs to one thread (its heap) or to nobody (abandoned by
+ * a thread that exited, waiting for another to adopt it), or sits empty in the LRU.
  *
  * A free block's first word is the link to the next free block, encoded (hak_link_*); its second is
  * its mark (hak_free_mark: a random key XORed with its address), which it loses when it is handed out:
