@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,12 +21,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def scrape(url: str) -> str | None:
+def fetch(url: str) -> str | None:
+    """One try: the page, or None when nothing answered (not listening yet, or too slow). An HTTP error
+    is an answer: it raises."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=10) as r:
             return r.read().decode()
+    except urllib.error.HTTPError:
+        raise
     except OSError:
         return None
+
+
+def scrape(url: str, timeout=30.0, what=None) -> str:
+    """The page, asked for again until it comes: a scrape is slow while hakwatch attaches to a new
+    process, and a test needs the page, not None."""
+    return wait_for(lambda: fetch(url), timeout, what or f"a scrape of {url}")
 
 
 def start_known_syscalls(program, libhakmem) -> subprocess.Popen:
@@ -60,7 +71,7 @@ class Hakwatch:
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError(f"hakwatch exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            return scrape(self.url)
+            return fetch(self.url)
         return wait_for(up, timeout, "hakwatch to serve /metrics")
 
     def stop(self):

@@ -65,9 +65,9 @@ def test_attach_to_a_running_process_and_parse_the_exposition(hakwatch, libhakme
         h = hakwatch("attach", "--pid", str(proc.pid))
         h.ready()
         pid = str(proc.pid)
-        first = wait_for(lambda: total(scrape(h.url) or "", "hakmem_allocs_total", pid=pid), what="allocations counted")
-        later = wait_for(lambda: total(scrape(h.url) or "", "hakmem_allocs_total", pid=pid) > first and
-                         total(scrape(h.url), "hakmem_allocs_total", pid=pid), what="the counters to move")
+        first = wait_for(lambda: total(scrape(h.url), "hakmem_allocs_total", pid=pid), what="allocations counted")
+        later = wait_for(lambda: (n := total(scrape(h.url), "hakmem_allocs_total", pid=pid)) > first and n,
+                         what="the counters to move")
         assert later > first
         text = scrape(h.url)
         fams = {f.name: f for f in text_string_to_metric_families(text)}
@@ -92,7 +92,7 @@ def test_attach_lib_picks_up_a_process_started_later(hakwatch, libhakmem, progra
     proc = subprocess.run([programs["churn_threads"], "2", "2", "500"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
                           capture_output=True, text=True, check=True)
     assert "churn done" in proc.stdout
-    text = wait_for(lambda: (t := scrape(h.url)) and 'comm="churn_threads"' in t and t, what="the new process's series")
+    text = wait_for(lambda: 'comm="churn_threads"' in (t := scrape(h.url)) and t, what="the new process's series")
     assert total(text, "hakmem_allocs_total", comm="churn_threads") > 1000
 
 
@@ -125,8 +125,8 @@ def test_an_exited_target_is_kept_for_retention_then_goes(hakwatch, libhakmem, p
     subprocess.run([programs["churn_threads"], "1", "1", "100"], env=dict(os.environ, LD_PRELOAD=str(libhakmem)),
                    capture_output=True, check=True)
     exited = time.monotonic()
-    wait_for(lambda: 'comm="churn_threads"' in (scrape(h.url) or ""), what="the exited process's final values")
-    wait_for(lambda: 'comm="churn_threads"' not in (scrape(h.url) or "x"), timeout=20, what="its series to go")
+    wait_for(lambda: 'comm="churn_threads"' in scrape(h.url), what="the exited process's final values")
+    wait_for(lambda: 'comm="churn_threads"' not in scrape(h.url), timeout=20, what="its series to go")
     assert time.monotonic() - exited >= 2.5, "series went before --retention passed"
 
 
