@@ -85,9 +85,11 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
         web = load(web_config)
     probes = Probes(lib, max_targets=max_targets, follow_init=follow_init, follow_fork=follow_fork,
                     detail_refill="refill" in detail, watch_execs=watch_execs, profile=profile)
-    pprof = None
+    pprof = live = None
     try:
-        reader = Reader(probes, retention)
+        from hakwatch.live_helper import LiveHelper
+        live = LiveHelper()  # forked now, while hakwatch is root
+        reader = Reader(probes, retention, live)
         if profile:
             from hakwatch.pprof_http import PprofEndpoints
             pprof = PprofEndpoints(probes)
@@ -95,6 +97,8 @@ def _watch(lib, listen, retention, max_targets, detail, user, *, follow_init=Fal
     except BaseException:
         if pprof is not None:
             pprof.close()
+        if live is not None:
+            live.close()
         probes.close()
         raise
     return probes, reader, server
@@ -182,6 +186,7 @@ def attach(pids, lib, all_copies, group_by, listen, retention, max_targets, deta
         return
     finally:
         server.close()
+        reader.close()
         probes.close()
 
 
@@ -247,6 +252,7 @@ def _attach_all(listen, retention, max_targets, detail, user, web_config, group_
                 pass  # already gone
     finally:
         server.close()
+        reader.close()
         probes.close()
 
 
@@ -336,6 +342,7 @@ def run(lib, summary, listen, retention, max_targets, detail, profile, user, web
         return_code = os.waitstatus_to_exitcode(status)
     finally:
         server.close()
+        reader.close()
         probes.close()
     sys.exit(return_code if return_code >= 0 else 128 - return_code)
 

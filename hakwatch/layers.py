@@ -97,3 +97,12 @@ def balanced(lay: Layout, words_: list[int]) -> bool:
     read that raced a flush being added to the map field by field."""
     pick, factors = _imbalance(lay)
     return sum(map(mul, pick(words_), factors)) == 0
+
+
+def consistent(lay: Layout, words_: list[int]) -> bool:
+    """What a reading of a process's memory must pass before it is shown (hakwatch/live.py): the layers
+    add up to the mapped bytes, and no layer and no class's live bytes is negative."""
+    if not balanced(lay, words_):
+        return False
+    m = memory(lay, plain(words_, lay))
+    return min(m.layers.values()) >= 0 and all(v >= 0 for v in m.live_bytes.values())

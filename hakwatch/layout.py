@@ -38,6 +38,10 @@ class Layout:
     events: tuple[str, ...]          # enum hakwatch_event before HAKWATCH_EV_SYSCALL (profiles)
     hist_slots: int
     fields: tuple[tuple[str, tuple[int, ...]], ...]  # struct hakmem_counters: (name, dimensions)
+    state_map: tuple[str, ...]       # struct hakmem_state_map's fields, every one a __u64
+    state_map_version: int
+    state_map_symbol: str
+    max_threads: int
 
 
 def _strip_comments(text: str) -> str:
@@ -73,10 +77,10 @@ def _evaluate(expr: str, symbols: dict[str, int]) -> int:
     return eval(compile(tree, "<dimension>", "eval"))  # only literals and +/- remain
 
 
-def _fields(text: str, symbols: dict[str, int]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    m = re.search(r"struct hakmem_counters \{(.*?)\};", _strip_comments(text), re.S)
+def _fields(text: str, symbols: dict[str, int], struct: str = "hakmem_counters") -> tuple[tuple[str, tuple[int, ...]], ...]:
+    m = re.search(rf"struct {struct} \{{(.*?)\}};", _strip_comments(text), re.S)
     if not m:
-        raise ValueError(f"{COUNTERS_H}: no struct hakmem_counters")
+        raise ValueError(f"{COUNTERS_H}: no struct {struct}")
     fields = []
     for line in m.group(1).splitlines():
         line = line.strip()
@@ -112,6 +116,10 @@ def load(counters_h: Path = COUNTERS_H, maps_h: Path = MAPS_H) -> Layout:
         events=_names(maps, "HAKWATCH_EVENT_NAMES", maps_h),
         hist_slots=int(_define(maps, "HAKWATCH_HIST_SLOTS", maps_h)),
         fields=_fields(text, symbols),
+        state_map=tuple(name for name, _ in _fields(text, symbols, "hakmem_state_map")),
+        state_map_version=int(_define(text, "HAKMEM_STATE_MAP_VERSION", counters_h)),
+        state_map_symbol=_define(text, "HAKMEM_STATE_MAP_SYMBOL", counters_h).strip('"'),
+        max_threads=int(_define(text, "HAKMEM_MAX_THREADS", counters_h).split()[0]),
     )
 
 
@@ -133,6 +141,12 @@ def counters_ctype(layout: Layout | None = None):
 def totals_ctype(layout: Layout | None = None):
     """struct hakmem_totals: the seq of the last flush included, then the counters."""
     return type("Totals", (ct.Structure,), {"_fields_": [("seq", ct.c_uint64), ("counters", counters_ctype(layout))]})
+
+
+@lru_cache(maxsize=None)
+def state_map_ctype(layout: Layout | None = None):
+    """struct hakmem_state_map: where a process's unflushed counts are (hakwatch/live.py)."""
+    return type("StateMap", (ct.Structure,), {"_fields_": [(n, ct.c_uint64) for n in (layout or load()).state_map]})
 
 
 def words(layout: Layout | None = None) -> int:

@@ -6,12 +6,13 @@ so that its counters and gauges are exact from the first scrape)."""
 import ctypes as ct
 import os
 import time
+from functools import lru_cache
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from hakwatch.errors import HakwatchError
-from hakwatch.layout import totals_ctype
+from hakwatch.layout import load, totals_ctype
 
 TOTALS_SYMBOL = "hakmem_totals"
 VERSION_SYMBOL = "hakmem_version"
@@ -57,6 +58,23 @@ def totals_address(mapping) -> int:
         raise HakwatchError(f"{mapping.path} exports no {TOTALS_SYMBOL}: a libhakmem older than hakwatch "
                             "(rebuild it, or watch it with `hakwatch run` from its start)")
     return mapping.start + sym["st_value"]
+
+
+@lru_cache(maxsize=64)
+def _symbol_value(file_id: tuple[int, int], path: str, name: str) -> int | None:
+    """A symbol's value in a library file, by the file's identity: a host's thousand processes mapping
+    one libhakmem parse it once."""
+    f, elf = _open_elf(path)
+    with f:
+        sym = _symbol(elf, name)
+    return sym["st_value"] if sym is not None else None
+
+
+def state_map_address(mapping) -> int | None:
+    """Where the process's `hakmem_state_map` is (hakwatch/live.py); None for a libhakmem without one."""
+    st = os.stat(mapping.file)
+    value = _symbol_value((st.st_dev, st.st_ino), mapping.file, load().state_map_symbol)
+    return mapping.start + value if value is not None else None
 
 
 def read_totals(mapping, attempts: int = 100):

@@ -3,6 +3,10 @@ enough ago.
 
 One `read()` walks every map once (and reads each live target's /proc/PID/status); the collector,
 `run --summary`, `snapshot` and `top` all use it. `read_raw()` stops at flat lists, for groups.
+
+A live process's allocator counts are its state as of now, read from its memory (hakwatch/live.py,
+through a privileged helper when the server runs unprivileged: hakwatch/live_helper.py); an exited
+process's, or one whose memory cannot be read, are what its flushes handed the BPF program.
 """
 
 import time
@@ -119,8 +123,11 @@ def _fill(t: Target, c):
 
 
 class Reader:
-    def __init__(self, probes, retention_s: float = 60.0):
+    def __init__(self, probes, retention_s: float = 60.0, live=None):
+        """`live`: what reads live processes' memory (`read(images) -> {pid: words}`), or None."""
         self.probes = probes
+        self.live = live
+        self.used: dict[int, tuple[int, list[int]]] = {}  # pid -> image (inits), counters its last reading showed
         self.retention_ns = int(retention_s * 1e9)
         # Exits are looked for this often: a process is forgotten between --retention and 1.25 times it
         # after its exit, and a host's thousand watched processes are not walked every second.
@@ -163,6 +170,7 @@ class Reader:
             if r is not None:
                 r.counters = self._words(k, totals, counters)
         self.blocks = {pid: b for pid, b in self.blocks.items() if pid in out}
+        self._read_live(out)
         w = kernel_width()
         kernel = {}
         for k, v in self.probes.table("syscalls").items():
@@ -186,6 +194,23 @@ class Reader:
                 self.cgroups[r.pid] = cgroup_of(r.pid)
             r.cgroup = self.cgroups[r.pid]
         return out
+
+    def _read_live(self, raws: dict[int, Raw]):
+        """Live processes' counts as of now. One whose memory gave no good reading this time keeps the
+        last one it did (the flushes in the BPF map are older), so counters never go down."""
+        if self.live is not None:
+            alive = {pid: r.inits for pid, r in raws.items() if not r.exited_ns}
+            for pid, words_ in self.live.read(alive).items():
+                self.used[pid] = (alive[pid], words_)
+        self.used = {pid: v for pid, v in self.used.items() if pid in raws and raws[pid].inits == v[0]}
+        for pid, (_, words_) in self.used.items():
+            r = raws[pid]
+            if not r.exited_ns or r.counters is None:
+                r.counters = words_
+
+    def close(self):
+        if self.live is not None and hasattr(self.live, "close"):
+            self.live.close()
 
     def _words(self, key, totals, counters) -> list[int]:
         """The process's counters block as words. A read can race a flush being added (field by field, in

@@ -8,40 +8,16 @@ nothing else, keeps no descriptor but the socket and the targets map, and ends w
 privilege separation of OpenSSH's monitor, in small).
 """
 
-import ctypes as ct
-import json
 import os
 import resource
 import select
-import signal
 import socket
-import struct
-import time
 
 from hakwatch.errors import HakwatchError
+from hakwatch.helper_ipc import become_helper, end_helper, recv_json, send_json
 from hakwatch.symbols import Mapping
 
 POLL_S = 0.5  # how often the helper looks for new targets: a process living less may go unnamed
-
-
-def _send(sock: socket.socket, obj):
-    data = json.dumps(obj).encode()
-    sock.sendall(struct.pack("<I", len(data)) + data)
-
-
-def _recv(sock: socket.socket):
-    head = _exactly(sock, 4)
-    return json.loads(_exactly(sock, struct.unpack("<I", head)[0])) if head else None
-
-
-def _exactly(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        part = sock.recv(n - len(buf))
-        if not part:
-            return b""
-        buf += part
-    return buf
 
 
 class RemoteSymbols:
@@ -70,8 +46,8 @@ class Symbolizer:
 
     def resolve(self, pid: int, addresses: list[int]) -> tuple[list[Mapping], dict[int, tuple[str, Mapping | None]]]:
         try:
-            _send(self.sock, {"pid": pid, "addresses": addresses})
-            reply = _recv(self.sock)
+            send_json(self.sock, {"pid": pid, "addresses": addresses})
+            reply = recv_json(self.sock)
         except OSError as e:
             raise HakwatchError(f"the symbol helper is gone ({e.strerror})") from None
         if reply is None:
@@ -81,15 +57,7 @@ class Symbolizer:
         return mappings, names
 
     def close(self):
-        """The helper sees the end of its socket and exits; waited for a moment only (it dies with
-        hakwatch anyway, and a helper stuck in /proc must not keep hakwatch from detaching)."""
-        self.sock.close()
-        deadline = time.monotonic() + 1.0
-        try:
-            while not os.waitpid(self.pid, os.WNOHANG)[0] and time.monotonic() < deadline:
-                time.sleep(0.02)
-        except ChildProcessError:
-            pass
+        end_helper(self.sock, self.pid)
 
 
 def _helper(sock: socket.socket, targets, keep: set[int]):
@@ -98,16 +66,9 @@ def _helper(sock: socket.socket, targets, keep: set[int]):
 
     status = 0
     try:
-        ct.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: ends with the server
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is hakwatch's to handle
+        become_helper(keep)
         # bcc keeps each process's mapped files open: as many descriptors as the host allows
         resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-        for fd in map(int, os.listdir("/proc/self/fd")):
-            if fd > 2 and fd not in keep:  # the probes' descriptors: a detach must not wait for us
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
         procs: dict[int, tuple[int, ProcessSymbols]] = {}  # pid -> its image (inits), its symbols
 
         def take(watched: dict[int, int]):
@@ -124,11 +85,11 @@ def _helper(sock: socket.socket, targets, keep: set[int]):
             take({k.value: v.inits for k, v in targets.items()})
             if not select.select([sock], [], [], POLL_S)[0]:
                 continue
-            ask = _recv(sock)
+            ask = recv_json(sock)
             if ask is None:
                 break
             take({k.value: v.inits for k, v in targets.items()})  # an exec since the last look
-            _send(sock, _answer(procs.get(ask["pid"], (0, None))[1], ask["addresses"]))
+            send_json(sock, _answer(procs.get(ask["pid"], (0, None))[1], ask["addresses"]))
     except Exception:
         status = 70
     finally:

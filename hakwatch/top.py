@@ -94,7 +94,8 @@ def _open(pid_text: str):
     except BaseException:
         probes.close()
         raise
-    return pid, probes, Reader(probes, retention_s=3600)
+    from hakwatch.live import LiveReadings
+    return pid, probes, Reader(probes, retention_s=3600, live=LiveReadings())
 
 
 def _read(reader, pid) -> Target | None:

@@ -149,13 +149,43 @@ struct hakmem_counters {
 };
 
 /* The process totals, exported by libhakmem as the symbol `hakmem_totals`, for a consumer that
- * attaches to a process already running and reads them once from its memory: `seq` is odd while a
- * flush is adding to them (a seqlock), and a flush's probe fires after its add, with the totals as
- * its second argument: each flush has its own even seq, which tells a consumer whether totals it
- * read hold that flush or not. */
+ * reads them from the process's memory. `seq` is a seqlock over everything struct hakmem_state_map
+ * leads to: odd while a flush adds a block to the totals (or to the exited threads' batch) and zeroes
+ * it, and while a thread joins or leaves the list of threads. Each flush's probe fires inside that
+ * window, after its add, with the totals as its second argument and a seq of its own (odd, larger
+ * than any before): totals read with an even seq E hold every flush below E and none above. */
 struct hakmem_totals {
 	__u64 seq;
 	struct hakmem_counters counters;
+};
+
+/* Where a reader outside the process finds what its threads have not flushed yet (DESIGN.md,
+ * "Readings"): exported by libhakmem as the symbol `hakmem_state_map`, addresses filled in by the
+ * loader. Everything it leads to is stable while hakmem_totals.seq is even and unchanged. Per thread
+ * (a list of heaps, each pointing at its thread's cache): the counters block since its last flush,
+ * and what the flush would work allocs[] and bytes[requested] out from (hakmem_counters.h's opening
+ * comment): allocs[c] += refill_objects[c] + frees[c] - returned[c] - (limit[c] - room[c] -
+ * flushed_len[c]), requested += sample_base - sample_left. One __u64 field a line (hakwatch/layout.py
+ * reads them). */
+#define HAKMEM_STATE_MAP_VERSION 1
+#define HAKMEM_STATE_MAP_SYMBOL "hakmem_state_map"
+#define HAKMEM_MAX_THREADS 65536	/* a longer list of threads is corrupt: a reader stops there */
+struct hakmem_state_map {
+	__u64 version;			/* HAKMEM_STATE_MAP_VERSION */
+	__u64 totals;			/* address of hakmem_totals */
+	__u64 exited;			/* address of the exited threads' batch (struct hakmem_counters) */
+	__u64 threads;			/* address of the pointer to the first heap (0: none) */
+	__u64 heap_next;		/* offset in a heap of the pointer to the next one */
+	__u64 heap_cache;		/* offset in a heap of the pointer to its thread's cache */
+	__u64 cache_bytes;		/* size of a thread's cache */
+	__u64 cache_counters;		/* offsets in it: the counters block */
+	__u64 cache_limit;		/* __u32[HAKMEM_NUM_CLASSES] */
+	__u64 cache_room;		/* __u32[HAKMEM_NUM_CLASSES] */
+	__u64 cache_flushed_len;	/* __u32[HAKMEM_NUM_CLASSES] */
+	__u64 cache_returned;		/* __u32[HAKMEM_NUM_CLASSES] */
+	__u64 cache_sample_left;	/* __u64 */
+	__u64 cache_sample_base;	/* __u64 */
+	__u64 cache_flush_seq;		/* __u64: the totals' seq when the thread joined the list or last flushed */
 };
 
 /* The memory layers, in stacking order: every byte the allocator has mapped is in exactly one, and

@@ -321,6 +321,13 @@ double hak_one_minus_exp_neg(double y);
 
 /* ---- stats.c: counters, the flush probe, HAKMEM_STATS */
 void hak_stats_flush_thread(struct hak_tcache *tc);
+/* A change a reader of the process's memory must not see half of (state_map.c): under the stats lock,
+ * with hakmem_totals.seq odd. */
+void hak_stats_change_begin(void);
+void hak_stats_change_end(void);
+extern struct hakmem_totals hakmem_totals;			/* stats.c: everything flushed */
+extern HAK_HIDDEN struct hakmem_counters hak_exited;	/* stats.c: exited threads' counts not flushed yet */
+extern HAK_HIDDEN struct hak_heap *hak_registry;	/* thread.c: every live heap */
 void hak_stats_flush_exiting(struct hak_tcache *tc);
 void hak_stats_flush_soon(void);
 void hak_stats_maybe_flush(struct hak_tcache *tc);

@@ -14,7 +14,7 @@
 #define FLUSH_EVERY_REFILLS 256
 #define FLUSH_EVERY_OBJECTS 4096
 
-/* Threads that exit while `flush` is attached hand their deltas to `exited`, which goes out through
+/* Threads that exit while `flush` is attached hand their deltas to hak_exited, which goes out through
  * the probe at most every EXITED_FLUSH_NS, with the next flush of any thread, or at process exit,
  * instead of once per exiting thread: a probe's first hit in a thread costs far more than the ~400 ns
  * of a warm one, and a program that churns threads paid it at every exit (larson, 2 threads, 6,000
@@ -26,9 +26,34 @@ static hak_lock_t totals_lock = HAK_LOCK_INIT;
 /* Everything flushed (HAKMEM_STATS), exported for hakwatch's late attach (probes/hakmem_counters.h). */
 HAK_API struct hakmem_totals hakmem_totals;
 HAK_API const char hakmem_version[] = HAKMEM_VERSION;
-static struct hakmem_counters exited;		/* exited threads' deltas not yet through the probe */
+struct hakmem_counters hak_exited;		/* exited threads' deltas not yet through the probe */
 static bool exited_pending;
 static uint64_t exited_flushed_ns;
+
+/* Under totals_lock: what a reader of the process's memory sees (the totals, the exited batch, the
+ * threads' blocks and their list) changes only while seq is odd. */
+static void change_begin(void)
+{
+	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void change_end(void)
+{
+	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELEASE);
+}
+
+void hak_stats_change_begin(void)
+{
+	hak_lock(&totals_lock);
+	change_begin();
+}
+
+void hak_stats_change_end(void)
+{
+	change_end();
+	hak_unlock(&totals_lock);
+}
 
 /* The probe's one site: hakwatch attaches one place per probe, with one reading of its arguments. */
 static HAK_NOINLINE void fire_flush(struct hakmem_counters *delta)
@@ -46,14 +71,13 @@ static void add_counters(struct hakmem_counters *sum, const struct hakmem_counte
 		to[i] += from[i];
 }
 
-/* Under totals_lock: the delta goes into the totals, then out through the probe, so the totals the
- * probe hands over always include it and a consumer that starts from them misses and repeats nothing. */
+/* Inside a change: the delta goes into the totals, then out through the probe with a seq of its own
+ * (odd: the change is not over), so the totals the probe hands over always include it and a consumer
+ * that starts from them misses and repeats nothing. The caller zeroes the delta before the change ends. */
 static void add_and_fire_locked(struct hakmem_counters *delta)
 {
-	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 2, __ATOMIC_RELAXED);
 	add_counters(&hakmem_totals.counters, delta);
-	__atomic_store_n(&hakmem_totals.seq, hakmem_totals.seq + 1, __ATOMIC_RELEASE);
 	if (HAK_PROBE_ENABLED(FLUSH))
 		fire_flush(delta);
 }
@@ -62,14 +86,15 @@ static void flush_exited_locked(uint64_t now_ns)
 {
 	if (!exited_pending)
 		return;
-	add_and_fire_locked(&exited);
-	memset(&exited, 0, sizeof exited);
+	add_and_fire_locked(&hak_exited);
+	memset(&hak_exited, 0, sizeof hak_exited);
 	exited_pending = false;
 	exited_flushed_ns = now_ns;
 }
 
 /* The blocks the thread's cache handed out since the last flush, by class: what entered it (refills,
- * frees to it) less what left it otherwise (returns to slabs) less what it holds more than then. */
+ * frees to it) less what left it otherwise (returns to slabs) less what it holds more than then.
+ * Inside a change: a reader works the same out from the same fields, and must not see half of it. */
 static void settle_allocs(struct hak_tcache *tc)
 {
 	struct hakmem_counters *c = &tc->counters;
@@ -85,28 +110,32 @@ static void settle_allocs(struct hak_tcache *tc)
 
 void hak_stats_flush_thread(struct hak_tcache *tc)
 {
-	settle_allocs(tc);
 	hak_lock(&totals_lock);
+	change_begin();
+	settle_allocs(tc);
 	if (exited_pending)
 		flush_exited_locked(hak_now_ns());
 	add_and_fire_locked(&tc->counters);
+	memset(&tc->counters, 0, sizeof tc->counters);
+	tc->flush_seq = hakmem_totals.seq;
+	change_end();
 	/* Only on a thread's own flush: one thread flushing another's (at exit, in a forked child) may
 	 * catch it between the two counts of one operation. */
 	if (tc == &hak_tc)
 		hak_debug(hak_check_totals(&hakmem_totals.counters));
 	hak_unlock(&totals_lock);
-	memset(&tc->counters, 0, sizeof tc->counters);
 }
 
-/* While attached, exiting threads' deltas wait in `exited` and reach the totals when the batch goes
- * out; unattached, straight into the totals. */
+/* While attached, exiting threads' deltas wait in the exited batch and reach the totals when the batch
+ * goes out; unattached, straight into the totals. */
 void hak_stats_flush_exiting(struct hak_tcache *tc)
 {
 	struct hakmem_counters *c = &tc->counters;
-	settle_allocs(tc);
 	hak_lock(&totals_lock);
+	change_begin();
+	settle_allocs(tc);
 	if (HAK_PROBE_ENABLED(FLUSH)) {
-		add_counters(&exited, c);
+		add_counters(&hak_exited, c);
 		exited_pending = true;
 		uint64_t now = hak_now_ns();
 		if (now - exited_flushed_ns >= EXITED_FLUSH_NS)
@@ -116,8 +145,10 @@ void hak_stats_flush_exiting(struct hak_tcache *tc)
 			flush_exited_locked(hak_now_ns());
 		add_and_fire_locked(c);
 	}
-	hak_unlock(&totals_lock);
 	memset(c, 0, sizeof *c);
+	tc->flush_seq = hakmem_totals.seq;
+	change_end();
+	hak_unlock(&totals_lock);
 }
 
 void hak_stats_maybe_flush(struct hak_tcache *tc)
@@ -273,7 +304,7 @@ static void render(int pid)
 	const struct hakmem_counters *t = &hakmem_totals.counters;
 	int first;
 	out_len = 0;
-	put("{\"schema\": \"hakmem-stats/3\", \"pid\": ");
+	put("{\"schema\": \"" HAKMEM_STATS_SCHEMA "\", \"pid\": ");
 	put_u64(pid);
 	put(", \"version\": \"" HAKMEM_VERSION "\",\n \"allocs\": ");
 	put_by_class(allocs_of, t, true);
@@ -327,7 +358,8 @@ static void render(int pid)
 	int64_t ss[3], layers[HAKMEM_NUM_LAYERS];
 	hak_superslabs(t, &ss[0], &ss[1], &ss[2]);
 	put(",\n \"superslabs\": ");
-	static const char *const ss_states[] = {"live", "cached", "purged"};
+	static const char *const ss_states[] = {HAKMEM_SUPERSLAB_STATE_NAMES};
+	_Static_assert(sizeof ss_states / sizeof *ss_states == 3, "hak_superslabs() gives three: live, cached, purged");
 	put_named(ss_states, 3, ss);
 	hak_layers(t, layers);
 	put(",\n \"memory\": {\"mapped\": ");

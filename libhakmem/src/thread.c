@@ -15,7 +15,9 @@ __thread struct hak_tcache hak_tc __attribute__((tls_model("initial-exec")));
  * thread, see types.h); a heap freed at thread exit is reused by the next thread. */
 static hak_lock_t heaps_lock = HAK_LOCK_INIT;
 static struct hak_heap *heap_pool;
-static struct hak_heap *registry;	/* every live heap, for the exit-time flush and fork */
+/* Every live heap, for the exit-time flush, fork, and readers of the process's memory (state_map.c):
+ * it changes only inside a stats change (hakmem_totals.seq odd). */
+struct hak_heap *hak_registry;
 static pthread_key_t exit_key;
 
 /* Bytes a thread cache may hold per class: enough to absorb bursts, bounded so idle threads do not
@@ -61,10 +63,13 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 	if (h) {
 		memset(h, 0, sizeof *h);
 		h->tc = tc;
-		h->reg_next = registry;
-		if (registry)
-			registry->reg_prev = h;
-		registry = h;
+		hak_stats_change_begin();
+		h->reg_next = hak_registry;
+		if (hak_registry)
+			hak_registry->reg_prev = h;
+		hak_registry = h;
+		tc->flush_seq = hakmem_totals.seq;
+		hak_stats_change_end();
 	}
 	hak_unlock(&heaps_lock);
 	if (!h)
@@ -81,12 +86,14 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 
 static void registry_remove(struct hak_heap *h)
 {
+	hak_stats_change_begin();
 	if (h->reg_prev)
 		h->reg_prev->reg_next = h->reg_next;
 	else
-		registry = h->reg_next;
+		hak_registry = h->reg_next;
 	if (h->reg_next)
 		h->reg_next->reg_prev = h->reg_prev;
+	hak_stats_change_end();
 }
 
 /* Keep the `keep` most recently freed blocks of a class in the cache, give the rest back to their
@@ -167,7 +174,7 @@ static void thread_exit(void *arg)
 void hak_threads_flush_all(void)
 {
 	hak_lock(&heaps_lock);
-	for (struct hak_heap *h = registry; h; h = h->reg_next)
+	for (struct hak_heap *h = hak_registry; h; h = h->reg_next)
 		if (h->tc != &hak_tc)
 			hak_stats_flush_thread(h->tc);
 	hak_unlock(&heaps_lock);
@@ -205,7 +212,7 @@ static void fork_child(void)
 	hak_large_fork_child();
 	hak_ss_fork_child();
 	hak_lock_reset(&heaps_lock);
-	struct hak_heap *h = registry;
+	struct hak_heap *h = hak_registry;
 	while (h) {
 		struct hak_heap *next = h->reg_next;
 		if (h->tc != &hak_tc) {

@@ -133,6 +133,9 @@ struct hak_tcache {
 	uint64_t sample_mean;				/* of the running interval; 0 before the first */
 	uint64_t sample_rng;				/* the thread's random stream for sample intervals */
 	uint8_t refill_ramp[HAK_NUM_CLASSES];		/* the class's refills so far, up to full batches */
+	/* hakmem_totals.seq when this thread joined the list of threads or last flushed: a reader that
+	 * finds it unchanged knows the thread's counts since then are still all in this block. */
+	uint64_t flush_seq;
 };
 
 #endif
