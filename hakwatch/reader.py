@@ -196,16 +196,23 @@ class Reader:
         return out
 
     def _read_live(self, raws: dict[int, Raw]):
-        """Live processes' counts as of now. One whose memory gave no good reading this time keeps the
-        last one it did (the flushes in the BPF map are older), so counters never go down."""
+        """Live processes' counts as of now. One whose memory gave no good reading this time shows its
+        flushes (the BPF map) once they are at or past every count of its last reading, and that reading
+        until then, so that no counter goes down; an exited one, its final flushes."""
+        fresh = {}
         if self.live is not None:
             alive = {pid: r.inits for pid, r in raws.items() if not r.exited_ns}
-            for pid, words_ in self.live.read(alive).items():
+            fresh = self.live.read(alive)
+            for pid, words_ in fresh.items():
                 self.used[pid] = (alive[pid], words_)
         self.used = {pid: v for pid, v in self.used.items() if pid in raws and raws[pid].inits == v[0]}
-        for pid, (_, words_) in self.used.items():
+        for pid, (inits, words_) in list(self.used.items()):
             r = raws[pid]
-            if not r.exited_ns or r.counters is None:
+            if pid in fresh or r.counters is None:
+                r.counters = words_
+            elif r.exited_ns or all(map(int.__ge__, r.counters, words_)):
+                self.used[pid] = (inits, r.counters)
+            else:
                 r.counters = words_
 
     def close(self):
