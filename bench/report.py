@@ -122,22 +122,33 @@ def _fleet(f: dict | None) -> list[str]:
     if not f:
         return []
     command = f"sudo .venv/bin/python bench/fleet.py {f['argv']}".rstrip()
+    threads = f.get("threads", 1)
     lines = ["## Many watched processes", "",
-             f"Made by `{command}`: {f['processes']} processes under "
+             f"Made by `{command}`: {f['processes']} processes of {threads} thread{'s' if threads > 1 else ''} under "
              f"libhakmem (`bench/programs/idle.c`, {f['commands']} command names), one `hakwatch attach --lib` exporting "
              "them, with series per pid, then per command (`--group-by comm`, attach --lib's default), scraped every "
-             "15 s and then every 1 s; the processes idle, then busy (each allocating every "
+             "15 s and then every 1 s; the processes idle, then busy (each thread allocating every "
              f"{f.get('busy_ms', 1000)} ms, so that every process's counters change between two scrapes). "
              "CPU is hakwatch's user+system time over each window, as a share of one core; "
-             "a scrape's duration is the median; RSS is hakwatch's after the scrapes.", "",
-             "| series | scrape interval | hakwatch CPU | one scrape | /metrics size | series | hakwatch RSS | ready in |",
+             "a scrape's duration is the median; RSS is hakwatch's after the scrapes.", ""]
+    lines += _fleet_table(f)
+    before = f.get("before")
+    if before:
+        lines += ["", f"Before it, at {before.get('revision', 'an earlier commit')} ({before['processes']} processes of "
+                  f"{before.get('threads', 1)} thread, counts as of their flushes only):", ""]
+        lines += _fleet_table(before)
+    return lines + [""]
+
+
+def _fleet_table(f: dict) -> list[str]:
+    lines = ["| series | scrape interval | hakwatch CPU | one scrape | /metrics size | series | hakwatch RSS | ready in |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for mode, by in f["modes"].items():
         for interval in ("15s", "1s"):
             r = by[interval]
             lines.append(f"| {mode} | {r['interval_s']:.0f} s | {100 * r['cpu']:.2f}% | {1000 * r['scrape_s']:.0f} ms | "
                          f"{r['bytes'] / 1024:,.0f} KiB | {r['series']:,} | {by['rss_kib'] / 1024:.0f} MiB | {by['ready_s']:.1f} s |")
-    return lines + [""]
+    return lines
 
 
 def suite_ratios(prog: dict) -> tuple[float, str, float, str]:
