@@ -18,6 +18,7 @@ from functools import partial
 from hakwatch.errors import HakwatchError
 from hakwatch.layout import PROBES_DIR, totals_ctype
 from hakwatch.library import read_totals
+from hakwatch.provider import argument_counts
 from hakwatch.targets import alive
 from hakwatch.usdt import argument_expressions, read_probes
 
@@ -29,8 +30,9 @@ HAKMEM_PROBES = ("init", "flush")
 # sample_free first: a sample freed between the two attaches would stay in `live` for ever.
 PROFILE_PROBES = ("sample_free", "sample_alloc", "ss_map", "ss_unmap", "ss_lru_evict", "ss_madvise",
                   "large_map", "large_unmap")
-ARG_COUNTS = {"init": 2, "flush": 2, "refill": 4, "sample_alloc": 3, "sample_free": 2, "ss_map": 2, "ss_unmap": 2,
-              "ss_lru_evict": 2, "ss_madvise": 2, "large_map": 2, "large_unmap": 2}
+# The probes the BPF program has a function for, each compiled with ARG_<probe>_<n> macros reading its
+# arguments (how many: probes/hakmem.d); with no library (--check), 0s, which nothing attached runs.
+COMPILED_PROBES = HAKMEM_PROBES + ("refill",) + PROFILE_PROBES
 # Distinct stacks (and stack-event pairs) a profile keeps (127 frames each: 8 MiB of kernel memory),
 # and sampled blocks not freed yet (a 2 MiB interval: an 8 GiB heap's worth at most).
 STACK_ENTRIES = 8192
@@ -100,7 +102,7 @@ def hakmem_sites(lib: str, name: str | None = None) -> dict:
             raise HakwatchError(f"{name}: probe hakmem:{probe} has {n} sites; hakwatch attaches "
                                 "libhakmem's probes at exactly one site each")
     flush = found.get("flush")
-    if flush is not None and len(flush.arguments.split()) != ARG_COUNTS["flush"]:
+    if flush is not None and len(flush.arguments.split()) != argument_counts()["flush"]:
         raise HakwatchError(f"{name} is a libhakmem older than this hakwatch (its flush probe hands "
                             "over no totals): rebuild it with `make -C libhakmem`")
     missing = [n for n in HAKMEM_PROBES if n not in found]
@@ -135,8 +137,9 @@ class Probes:
                   f"-DWATCH_EXECS={int(watch_execs)}", f"-DPROFILE={int(profile)}",
                   f"-DSTACK_ENTRIES={STACK_ENTRIES}", f"-DLIVE_SAMPLES={LIVE_SAMPLES}",
                   f"-DSYSCALL_STACKS_PER_S={SYSCALL_STACKS_PER_S}", "-Wno-unused-function"]
-        for name, count in ARG_COUNTS.items():
-            exprs = argument_expressions(found[name].arguments) if name in found else ["0"] * count
+        counts = argument_counts()
+        for name in COMPILED_PROBES:
+            exprs = argument_expressions(found[name].arguments) if name in found else ["0"] * counts[name]
             cflags += [f"-DARG_{name}_{i}={e}" for i, e in enumerate(exprs)]
         try:
             self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)

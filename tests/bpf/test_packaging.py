@@ -1,7 +1,7 @@
 """Packaging: `make deb` builds the Debian packages (libhakmem1, hakwatch) with no lintian error, and
 the packaged hakwatch, unpacked away from any checkout, compiles and loads its BPF program; `pip
-install .` (not editable) makes a hakwatch that does the same: the BPF program and the probe headers
-travel as package data."""
+install .` (not editable) makes a hakwatch that does the same: the BPF program, the probe headers and
+the USDT provider (hakmem.d: the probes' arguments) travel as package data."""
 
 import os
 import shutil
@@ -24,7 +24,8 @@ def test_debian_packages_build_pass_lintian_and_work_unpacked(tmp_path):
     soname = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
     assert "Library soname: [libhakmem.so.1]" in soname
     for shipped in ("lib/systemd/system/hakwatch.service", "etc/default/hakwatch", "usr/share/hakwatch/alerts/hakwatch.rules.yml",
-                    "usr/share/hakwatch/dashboards/overview.json", "usr/lib/python3/dist-packages/hakwatch/probes/hakwatch.bpf.c"):
+                    "usr/share/hakwatch/dashboards/overview.json", "usr/lib/python3/dist-packages/hakwatch/probes/hakwatch.bpf.c",
+                    "usr/lib/python3/dist-packages/hakwatch/probes/hakmem.d"):
         assert (root / shipped).is_file(), shipped
     env = dict(os.environ, PYTHONPATH=str(root / "usr" / "lib" / "python3" / "dist-packages"))
     check = subprocess.run(["/usr/bin/python3", str(root / "usr" / "bin" / "hakwatch"), "--check"], cwd=tmp_path, env=env,
@@ -46,6 +47,7 @@ def test_installed_package_loads_its_bpf_program(tmp_path):
                           "--target", str(site), str(src)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (site / "hakwatch" / "probes" / "hakwatch.bpf.c").is_file()
+    assert (site / "hakwatch" / "probes" / "hakmem.d").is_file()
     env = dict(os.environ, PYTHONPATH=str(site))
     where = subprocess.run([sys.executable, "-c", "from hakwatch.layout import PROBES_DIR; print(PROBES_DIR)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
