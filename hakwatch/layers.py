@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter, mul
 
+from hakwatch.header_facts import LARGE_SLOT, SUPERSLAB_STATES
 from hakwatch.layout import Layout, plain, words
-
-LARGE = "large"
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def memory(lay: Layout, c) -> Memory:
     ss, hdr = lay.superslab_bytes, lay.superslab_header_bytes
     live = {str(size): (c.allocs[i] - c.frees[i] - c.slab_frees[i][0] - c.slab_frees[i][1]) * size
             for i, size in enumerate(sizes)}
-    live[LARGE] = b["large_alloc"] - b["large_free"]
+    live[LARGE_SLOT] = b["large_alloc"] - b["large_free"]
     refilled = sum(c.refill_objects[i] * sizes[i] for i in range(n))
     cached = sum(c.frees[i] * sizes[i] for i in range(n))
     allocated_small = sum(c.allocs[i] * sizes[i] for i in range(n))
@@ -62,7 +61,7 @@ def memory(lay: Layout, c) -> Memory:
         "superslab_lru": (ss_cached - ss_purged) * ss,
         "superslab_purged": ss_purged * ss,
         "superslab_reserved": b["ss_reserved"] - e["map"] * ss,
-        "large_cache": b["large_map"] - b["large_unmap"] - live[LARGE],
+        "large_cache": b["large_map"] - b["large_unmap"] - live[LARGE_SLOT],
         "metadata": ss_live * hdr + b["metadata"],
     }
     os_bytes = dict(zip(lay.os_calls, c.os_bytes))
@@ -71,7 +70,7 @@ def memory(lay: Layout, c) -> Memory:
         layers={name: values[name] for name in lay.layers},
         mapped=os_bytes["mmap"] - os_bytes["munmap"],
         resident_estimate=b["touched_in"] - b["touched_out"] + b["large_map"] - b["large_unmap"] + b["metadata"],
-        superslabs={"live": ss_live, "cached": ss_cached, "purged": ss_purged},
+        superslabs=dict(zip(SUPERSLAB_STATES, (ss_live, ss_cached, ss_purged))),
         requested=b["requested"],
         allocated=allocated_small + b["large_alloc"],
     )

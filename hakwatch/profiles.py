@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from hakwatch.header_facts import STACK_LOST
 from hakwatch.layout import load
 from hakwatch.symbols import Mapping
 
@@ -23,7 +24,6 @@ KINDS = {
     "churn": (("events", "count"), ("bytes", "bytes")),
 }
 LOST = "[stack lost]"  # the stack map was full
-STACK_LOST = -1  # probes/hakwatch.bpf.c: no stack could be taken
 ALLOCATOR = "libhakmem"
 
 
@@ -118,7 +118,7 @@ def _addresses(stacks, ids: set[int]) -> dict[int, list[int]]:
     out = {}
     for stack in ids:
         try:
-            out[stack] = list(stacks.walk(stack)) if stack >= 0 else []
+            out[stack] = list(stacks.walk(stack)) if stack != STACK_LOST else []
         except KeyError:
             out[stack] = []
     return out

@@ -2,9 +2,8 @@
 
 import json
 
+from hakwatch.header_facts import STATS_SCHEMA
 from hakwatch.reader import Target
-
-SCHEMA = "hakmem-stats/3"
 
 
 def to_stats(t: Target, version: str) -> dict:
@@ -13,7 +12,7 @@ def to_stats(t: Target, version: str) -> dict:
     if mem is None:
         raise ValueError(f"process {t.pid}: no counts seen")
     return {
-        "schema": SCHEMA,
+        "schema": STATS_SCHEMA,
         "pid": t.pid,
         "version": version,
         "allocs": dict(t.allocs),

@@ -206,4 +206,7 @@ enum hakmem_layer {
 	HAKMEM_NUM_LAYERS
 };
 
+#define HAKMEM_STATS_SCHEMA "hakmem-stats/3"
+#define HAKMEM_SUPERSLAB_STATE_NAMES "live", "cached", "purged"
+
 #endif

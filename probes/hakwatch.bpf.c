@@ -191,12 +191,9 @@ int on_refill(struct pt_regs *ctx)
 /* ---- profiles: who allocates, who holds, who makes the kernel work */
 
 #if PROFILE
-/* A site's stack when none could be taken: the stack map was full (or two stacks hashed alike). */
-#define STACK_LOST -1
-
 struct site_key {
 	u32 pid;
-	s32 stack;	/* in `stacks`, or STACK_LOST */
+	s32 stack;	/* in `stacks`, or HAKWATCH_STACK_LOST */
 	u32 event;	/* enum hakwatch_event */
 	u32 pad;
 };
@@ -237,7 +234,7 @@ BPF_HASH(syscall_pace, u32, struct stack_pace, MAX_TARGETS);
 static inline s32 user_stack(struct pt_regs *ctx)
 {
 	s32 stack = stacks.get_stackid(ctx, BPF_F_USER_STACK);
-	return stack < 0 ? STACK_LOST : stack;
+	return stack < 0 ? HAKWATCH_STACK_LOST : stack;
 }
 
 static inline void add_site(u32 pid, s32 stack, u32 event, u64 count, u64 bytes)

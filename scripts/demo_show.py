@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from hakwatch.header_facts import CHURN_SYSCALLS, SUPERSLAB_STATES
 from hakwatch.layout import load
 
 
@@ -45,7 +46,7 @@ def line(title, pairs):
 
 
 MIB = 1 << 20
-LAYERS = load().layers
+LAYOUT = load()
 
 
 def mib(title, pairs):
@@ -55,20 +56,20 @@ def mib(title, pairs):
 def show(prev, cur, dt):
     rate = lambda name, key="": (cur.get((name, key), 0) - prev.get((name, key), 0)) / dt
     print(f"[{time.strftime('%H:%M:%S')}] memory now, MiB:")
-    print(mib("layers", [(k, cur.get(("hakmem_memory_bytes", k), 0)) for k in LAYERS if cur.get(("hakmem_memory_bytes", k))]))
+    print(mib("layers", [(k, cur.get(("hakmem_memory_bytes", k), 0)) for k in LAYOUT.layers if cur.get(("hakmem_memory_bytes", k))]))
     print(mib("mapped", [("", cur.get(("hakmem_mapped_bytes", ""), 0)),
                          ("allocator resident (est.)", cur.get(("hakmem_resident_estimate_bytes", ""), 0))]))
     print(mib("RSS (kernel)", [(k, cur.get(("hakmem_process_resident_bytes", k), 0)) for k in ("anon", "file", "shmem")]))
     allocs = rate("hakmem_allocs_total")
-    calls = sum(rate("hakmem_syscalls_total", s) for s in ("mmap", "munmap", "madvise", "mremap", "brk"))
+    calls = sum(rate("hakmem_syscalls_total", s) for s in CHURN_SYSCALLS)  # the churn alert's
     print("  per second:")
     print(line("allocations", [("", allocs)]))
-    print(line("frees by route", [(r, rate("hakmem_frees_total", r)) for r in ("tls_sll", "ss_local", "ss_remote", "large")]))
-    print(line("refills by stage", [(s, rate("hakmem_refills_total", s)) for s in ("local", "remote", "carve", "slab", "lru", "map")]))
-    print(line("memory syscalls", [(s, rate("hakmem_syscalls_total", s)) for s in ("mmap", "munmap", "madvise", "brk")]
+    print(line("frees by route", [(r, rate("hakmem_frees_total", r)) for r in LAYOUT.routes]))
+    print(line("refills by stage", [(s, rate("hakmem_refills_total", s)) for s in LAYOUT.stages]))
+    print(line("memory syscalls", [(s, rate("hakmem_syscalls_total", s)) for s in CHURN_SYSCALLS]
                + [("per 1k allocs", 1000 * calls / allocs if allocs else 0)]))
     print(line("page faults", [("", rate("hakmem_page_faults_total"))]))
-    print(line("superslabs now", [(s, cur.get(("hakmem_superslabs", s), 0)) for s in ("live", "cached")]))
+    print(line("superslabs now", [(s, cur.get(("hakmem_superslabs", s), 0)) for s in SUPERSLAB_STATES]))
 
 
 def main():

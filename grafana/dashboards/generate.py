@@ -19,13 +19,21 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from hakwatch import metrics as m
+from hakwatch.header_facts import CHURN_SYSCALLS
+from hakwatch.layout import load
 
 OUT = Path(__file__).resolve().parent
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
-MEMORY_SYSCALLS = 'syscall=~"mmap|munmap|madvise|mremap|brk"'
+# The syscalls of churn, as the alert HakmemSyscallChurn counts them (probes/hakwatch_maps.h).
+CHURN = f'syscall=~"{"|".join(CHURN_SYSCALLS)}"'
 # The layers the alerts call held-but-free (fragmentation) and retained (DESIGN.md, "The memory layers").
 HELD_FREE = 'layer=~"thread_cache|remote_free|slab_free|free_pages"'
 RETAINED = 'layer=~"superslab_lru|large_cache"'
+
+
+def spelled(names) -> str:
+    """("a", "b", "c") -> "a, b and c", for descriptions."""
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def query(expr: str, legend: str = "") -> prometheus.Dataquery:
@@ -108,7 +116,7 @@ def memory_panels(sel: str, by: str):
 def panels(sel: str, by: str):
     """The panels both dashboards share; `sel` selects series, `by` is the grouping of the lines."""
     allocs = f"sum by ({by}) (rate({m.ALLOCS}_total{{{sel}}}[$__rate_interval]))"
-    calls = f"sum by ({by}) (rate({m.SYSCALLS}_total{{{sel},{MEMORY_SYSCALLS}}}[$__rate_interval]))"
+    calls = f"sum by ({by}) (rate({m.SYSCALLS}_total{{{sel},{CHURN}}}[$__rate_interval]))"
     return memory_panels(sel, by) + [
         db.Row("Allocator"),
         ts("Allocations and frees per second", "Blocks handed out (all classes) and freed, by free route: tls_sll "
@@ -130,12 +138,12 @@ def panels(sel: str, by: str):
                   "{{kind}} {{" + by + "}}")],
            limits=(OK, (1, "red"))),
         db.Row("Kernel"),
-        ts("Memory syscalls per second", "mmap, munmap, madvise, mremap, brk and mincore made by the watched "
+        ts("Memory syscalls per second", f"{spelled(load().syscalls)} made by the watched "
            "processes (all of their calls, not only the allocator's).", "ops",
            [query(f"sum by (syscall) (rate({m.SYSCALLS}_total{{{sel}}}[$__rate_interval]))", "{{syscall}}")],
            limits=(OK, (100, "orange"), (1000, "red"))),
-        ts("Memory syscalls per 1000 allocations", "The churn ratio: a healthy allocator stays near 0. Alert "
-           "HakmemSyscallChurn fires above 5.", "short",
+        ts("Memory syscalls per 1000 allocations", f"The churn ratio ({spelled(CHURN_SYSCALLS)}): a healthy "
+           "allocator stays near 0. Alert HakmemSyscallChurn fires above 5.", "short",
            [query(f"1000 * ({calls}) / ({allocs})", "{{" + by + "}}")],
            limits=(OK, (1, "orange"), (5, "red"))),
         heatmap.Panel().title("Memory syscall latency").description(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hakwatch import profile_pb2
-from hakwatch.profiles import STACK_LOST
+from hakwatch.header_facts import STACK_LOST
 from hakwatch_helpers import HAKWATCH
 
 MIB = 1 << 20

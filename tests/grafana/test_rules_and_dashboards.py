@@ -25,6 +25,20 @@ def test_rules_unit_tests():
     assert "SUCCESS" in promtool("test", "rules", str(ALERTS / "tests" / "hakwatch.test.yml"))
 
 
+def test_churn_rules_count_the_churn_syscalls():
+    """The rules are YAML, which cannot read probes/hakwatch_maps.h: held to its list here, the recorded
+    rate the churn alert divides and the syscalls its description names."""
+    import yaml
+
+    from hakwatch.header_facts import CHURN_SYSCALLS
+    rules = {r.get("record") or r.get("alert"): r
+             for g in yaml.safe_load((ALERTS / "hakwatch.rules.yml").read_text())["groups"] for r in g["rules"]}
+    counted = re.fullmatch(r'.*\{syscall=~"([\w|]+)"\}.*', rules["hakmem:memory_syscalls:rate1m"]["expr"].strip())
+    assert counted and counted.group(1).split("|") == list(CHURN_SYSCALLS), rules["hakmem:memory_syscalls:rate1m"]["expr"]
+    named = re.match(r"Memory syscalls \(([\w/]+)\)", rules["HakmemSyscallChurn"]["annotations"]["description"])
+    assert named and named.group(1).split("/") == list(CHURN_SYSCALLS), rules["HakmemSyscallChurn"]["annotations"]
+
+
 def test_deployment_scrape_config_is_valid(tmp_path):
     """As deployed: the rules file, hakwatch's CA and the password where the config expects them (here,
     in a scratch copy)."""

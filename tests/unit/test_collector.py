@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hakwatch import stats
 from hakwatch.collector import HakwatchCollector
+from hakwatch.header_facts import STATS_SCHEMA
 from hakwatch.layout import load, totals_ctype
 from hakwatch.procfs import cgroup_of
 from hakwatch.reader import Reader
@@ -120,7 +121,7 @@ def test_summary_has_the_hakmem_stats_schema():
     out = io.StringIO()
     stats.write(out, t, "9.9.9")
     doc = json.loads(out.getvalue())
-    assert doc["schema"] == "hakmem-stats/3" and doc["pid"] == 42 and doc["version"] == "9.9.9"
+    assert doc["schema"] == STATS_SCHEMA and doc["pid"] == 42 and doc["version"] == "9.9.9"
     assert doc["allocs"] == {"112": 1000, "large": 3}
     assert doc["frees"] == {"tls_sll": 890, "ss_local": 0, "ss_remote": 100, "large": 3}
     assert doc["live_bytes"] == {"112": 1120}
