@@ -1,39 +1,26 @@
 """Helpers of the allocator suite: run a program with or without libhakmem preloaded, read and check
-HAKMEM_STATS files (schema in libhakmem/STATS.md), size classes from probes/hakmem_counters.h.
+HAKMEM_STATS files (schema in libhakmem/STATS.md), size classes and names from probes/hakmem_counters.h
+as hakwatch reads it (hakwatch/layout.py).
 
 Imported by the test modules of tests/allocator/ (pytest puts this folder on sys.path)."""
 
 import json
 import os
-import re
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from hakwatch.header_facts import LARGE_SLOT, STATS_SCHEMA
+from hakwatch.layers import memory
+from hakwatch.layout import load, plain, words
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-COUNTERS_H = ROOT / "probes" / "hakmem_counters.h"
-
-
-def _header_list(name):
-    text = COUNTERS_H.read_text()
-    m = re.search(rf"^#define {name} (.*)$", text, re.M)
-    assert m, f"{name} not found in {COUNTERS_H}"
-    return m.group(1)
-
-
-CLASS_SIZES = [int(x) for x in _header_list("HAKMEM_CLASS_SIZES").split(",")]
-STAGES = [x.strip().strip('"') for x in _header_list("HAKMEM_STAGE_NAMES").split(",")]
-ROUTES = [x.strip().strip('"') for x in _header_list("HAKMEM_ROUTE_NAMES").split(",")]
-OS_CALLS = [x.strip().strip('"') for x in _header_list("HAKMEM_OS_CALL_NAMES").split(",")]
-SS_EVENTS = [x.strip().strip('"') for x in _header_list("HAKMEM_SS_EVENT_NAMES").split(",")]
-LARGE_EVENTS = [x.strip().strip('"') for x in _header_list("HAKMEM_LARGE_EVENT_NAMES").split(",")]
-HEAP_ERRORS = [x.strip().strip('"') for x in _header_list("HAKMEM_HEAP_ERROR_NAMES").split(",")]
-LAYERS = [x.strip().strip('"') for x in _header_list("HAKMEM_LAYER_NAMES").split(",")]
-MAX_CLASS = CLASS_SIZES[-1]
-SUPERSLAB_HEADER_BYTES = int(_header_list("HAKMEM_SUPERSLAB_HEADER_BYTES"))
+LAYOUT = load()
+CLASS_SIZES = LAYOUT.class_sizes
+SUPERSLAB_HEADER_BYTES = LAYOUT.superslab_header_bytes
 
 
 def class_of(size):
@@ -158,7 +145,7 @@ def _is_count(v):
 def check_stats_schema(s, pid=None):
     """Every rule of libhakmem/STATS.md that can be checked on one file. Returns s."""
     assert isinstance(s, dict), f"stats is not a JSON object: {s!r}"
-    assert s.get("schema") == "hakmem-stats/3", f"schema key: {s.get('schema')!r}"
+    assert s.get("schema") == STATS_SCHEMA, f"schema key: {s.get('schema')!r}"
     assert isinstance(s.get("pid"), int) and s["pid"] > 0, f"pid: {s.get('pid')!r}"
     if pid is not None:
         assert s["pid"] == pid, f"stats pid {s['pid']} != process pid {pid}"
@@ -168,20 +155,20 @@ def check_stats_schema(s, pid=None):
         assert isinstance(s.get(key), dict), f"{key!r} missing or not an object: {s.get(key)!r}"
     class_keys = {str(c) for c in CLASS_SIZES}
 
-    # allocs: classes (nonzero only) and "large"
+    # allocs: classes (nonzero only) and large blocks
     for k, v in s["allocs"].items():
-        assert k in class_keys or k == "large", f"allocs has unknown key {k!r}"
+        assert k in class_keys or k == LARGE_SLOT, f"allocs has unknown key {k!r}"
         assert _is_count(v), f"allocs[{k!r}] = {v!r} is not a count"
         assert v > 0, f"allocs[{k!r}] is zero but classes are listed only when nonzero"
     # frees: fixed names, every one present
-    assert set(s["frees"]) == set(ROUTES), f"frees keys {sorted(s['frees'])} != {sorted(ROUTES)}"
+    assert set(s["frees"]) == set(LAYOUT.routes), f"frees keys {sorted(s['frees'])} != {sorted(LAYOUT.routes)}"
     for k, v in s["frees"].items():
         assert _is_count(v), f"frees[{k!r}] = {v!r}"
     # refills: class -> every stage
     for k, stages in s["refills"].items():
         assert k in class_keys, f"refills has unknown class {k!r}"
-        assert isinstance(stages, dict) and set(stages) == set(STAGES), \
-            f"refills[{k!r}] keys {sorted(stages) if isinstance(stages, dict) else stages!r} != {sorted(STAGES)}"
+        assert isinstance(stages, dict) and set(stages) == set(LAYOUT.stages), \
+            f"refills[{k!r}] keys {sorted(stages) if isinstance(stages, dict) else stages!r} != {sorted(LAYOUT.stages)}"
         for st, v in stages.items():
             assert _is_count(v), f"refills[{k!r}][{st!r}] = {v!r}"
         assert sum(stages.values()) > 0, f"refills[{k!r}] is all zero but listed"
@@ -192,47 +179,52 @@ def check_stats_schema(s, pid=None):
         assert v >= n_refills, f"class {k}: {n_refills} refills brought only {v} objects"
     for k in s["refills"]:
         assert k in s["refill_objects"], f"class {k} has refills but no refill_objects"
-    assert set(s["superslab_events"]) == set(SS_EVENTS), \
-        f"superslab_events keys {sorted(s['superslab_events'])} != {sorted(SS_EVENTS)}"
-    assert set(s["large_events"]) == set(LARGE_EVENTS), \
+    assert set(s["superslab_events"]) == set(LAYOUT.ss_events), \
+        f"superslab_events keys {sorted(s['superslab_events'])} != {sorted(LAYOUT.ss_events)}"
+    assert set(s["large_events"]) == set(LAYOUT.large_events), \
         f"large_events keys {sorted(s['large_events'])}"
-    assert set(s["heap_errors"]) == set(HEAP_ERRORS), f"heap_errors keys {sorted(s['heap_errors'])}"
+    assert set(s["heap_errors"]) == set(LAYOUT.heap_errors), f"heap_errors keys {sorted(s['heap_errors'])}"
     for grp in ("superslab_events", "large_events", "heap_errors"):
         for k, v in s[grp].items():
             assert _is_count(v), f"{grp}[{k!r}] = {v!r}"
-    assert set(s["syscalls"]) == set(OS_CALLS), f"syscalls keys {sorted(s['syscalls'])} != {OS_CALLS}"
+    assert set(s["syscalls"]) == set(LAYOUT.os_calls), f"syscalls keys {sorted(s['syscalls'])} != {LAYOUT.os_calls}"
     for k, v in s["syscalls"].items():
         assert isinstance(v, dict) and set(v) == {"calls", "bytes"}, f"syscalls[{k!r}] = {v!r}"
         assert _is_count(v["calls"]) and _is_count(v["bytes"]), f"syscalls[{k!r}] = {v!r}"
         if v["calls"] == 0:
             assert v["bytes"] == 0, f"syscalls[{k!r}]: bytes without calls: {v!r}"
-    # The gauges derived from the events (STATS.md) can never be negative.
+    # The SuperSlab gauges are the file's events as hakwatch works them out (STATS.md), never negative.
     ev = s["superslab_events"]
-    cached = ev["lru_put"] - ev["lru_hit"] - ev["lru_evict"]
-    live = ev["map"] + ev["lru_hit"] - ev["lru_put"] - (ev["unmap"] - ev["lru_evict"])
-    assert cached >= 0, f"cached SuperSlabs gauge would be {cached}: {ev}"
-    assert live >= 0, f"live SuperSlabs gauge would be {live}: {ev}"
     assert ev["unmap"] >= ev["lru_evict"], f"evictions are unmaps too: {ev}"
-    assert s["superslabs"]["live"] == live and s["superslabs"]["cached"] == cached, s["superslabs"]
-    assert 0 <= s["superslabs"]["purged"] <= cached, s["superslabs"]
+    gauges = superslabs_of_events(ev)
+    assert s["superslabs"] == gauges, f"superslabs {s['superslabs']}, from the events {gauges}: {ev}"
+    assert gauges["live"] >= 0 and 0 <= gauges["purged"] <= gauges["cached"], gauges
     check_memory(s)
     return s
+
+
+def superslabs_of_events(ev):
+    """SuperSlabs by state from the SuperSlab events alone, by hakwatch's arithmetic (hakwatch/layers.py)
+    on a counters block holding nothing else."""
+    c = plain([0] * words(LAYOUT), LAYOUT)
+    c.ss_events = [ev[name] for name in LAYOUT.ss_events]
+    return memory(LAYOUT, c).superslabs
 
 
 def check_memory(s):
     """Byte accounting (STATS.md): live bytes by class are whole blocks, and at exit every layer is
     a size and the layers add up to what the allocator's own syscalls left mapped."""
     for k, v in s["live_bytes"].items():
-        assert k in {str(c) for c in CLASS_SIZES} or k == "large", f"live_bytes has unknown key {k!r}"
+        assert k in {str(c) for c in CLASS_SIZES} or k == LARGE_SLOT, f"live_bytes has unknown key {k!r}"
         assert isinstance(v, int) and v != 0, f"live_bytes[{k!r}] = {v!r}: classes are listed only when nonzero"
         assert v > 0, f"live_bytes[{k!r}] = {v}: more freed than handed out"
-        if k != "large":
+        if k != LARGE_SLOT:
             assert v % int(k) == 0, f"live_bytes[{k!r}] = {v} is not whole blocks"
     b = s["bytes"]
     assert _is_count(b["requested"]) and _is_count(b["allocated"]), b
     assert b["requested"] <= b["allocated"], f"handed out less than asked for: {b}"
     m = s["memory"]
-    assert set(m["layers"]) == set(LAYERS), f"layers {sorted(m['layers'])} != {sorted(LAYERS)}"
+    assert set(m["layers"]) == set(LAYOUT.layers), f"layers {sorted(m['layers'])} != {sorted(LAYOUT.layers)}"
     negative = {k: v for k, v in m["layers"].items() if v < 0}
     assert not negative, f"negative layers at exit: {negative}"
     sc = s["syscalls"]
