@@ -1,8 +1,15 @@
-"""The Prometheus collector: reads the BPF maps at scrape time and yields metric families with the
-names and labels of DESIGN.md (client_python's custom collector pattern)."""
+"""The Prometheus collector: reads the BPF maps and the processes at scrape time and yields metric
+families with the names and labels of DESIGN.md (client_python's custom collector pattern).
+
+Every family is a row of FAMILIES: its name, type, help, the labels after the row's own (pid and comm,
+or the group's key), and what one process or group gives it. Rows come from the Reader, one per pid,
+or from hakwatch/groups.py, one per group: series per pid are a grouping whose key is the pid.
+"""
 
 import os
 import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -10,7 +17,7 @@ from hakwatch import __version__, metrics as m
 from hakwatch.groups import Groups
 from hakwatch.layout import load
 from hakwatch.library import library_version
-from hakwatch.reader import Reader
+from hakwatch.reader import Reader, Target
 
 
 # Buckets exported: 512 ns .. ~1 s. The kernel keeps all 40 log2 slots; faster calls fall in the first
@@ -28,6 +35,88 @@ def _buckets(hist: list[int], sum_ns: int):
             out.append((repr(2.0 ** (i + 1) / 1e9), acc))
     out.append(("+Inf", acc))
     return out, sum_ns / 1e9
+
+
+def _syscalls(t: Target, field: str):
+    for name in load().syscalls:
+        s = t.syscalls.get(name)
+        yield [name], getattr(s, field) if s else 0
+
+
+def _syscall_durations(t: Target):
+    for name, s in t.syscalls.items():
+        yield [name], _buckets(s.hist, s.sum_ns)
+
+
+def _refill_durations(t: Target):
+    by_class_stage: dict[tuple[int, str], tuple[list[int], list[int]]] = {}
+    slots = load().hist_slots
+    for (size, stage, slot), (n, ns) in t.refill_latency.items():
+        hist, total = by_class_stage.setdefault((size, stage), ([0] * slots, [0]))
+        hist[min(slot, slots - 1)] += n
+        total[0] += ns
+    for (size, stage), (hist, total) in by_class_stage.items():
+        yield [str(size), stage], _buckets(hist, total[0])
+
+
+def _memory(fn):
+    """A family of the memory gauges: nothing before the process's first flush (or reading)."""
+    return lambda t: fn(t.memory) if t.memory is not None else ()
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    kind: type
+    help: str
+    labels: tuple[str, ...]
+    samples: Callable[[Target], Iterable[tuple[list[str], object]]]  # label values, value (or buckets, sum)
+    only_if_any: bool = False  # yielded only when some row has a sample (--detail refill)
+
+
+FAMILIES = (
+    Family(m.ALLOCS, CounterMetricFamily, "Blocks handed out, by size class (block size in bytes) or large", ("class",),
+           lambda t: (([c], n) for c, n in t.allocs.items())),
+    Family(m.FREES, CounterMetricFamily, "Blocks freed, by route", ("route",),
+           lambda t: (([r], n) for r, n in t.frees.items())),
+    # a class x stage pair that never happened is no series (6 stages x 52 classes)
+    Family(m.REFILLS, CounterMetricFamily, "Thread-cache refills, by class and the stage that served them", ("class", "stage"),
+           lambda t: (([str(size), stage], n) for size, stages in t.refills.items() for stage, n in stages.items() if n)),
+    Family(m.REFILL_OBJECTS, CounterMetricFamily, "Blocks brought into thread caches by refills", ("class",),
+           lambda t: (([str(size)], n) for size, n in t.refill_objects.items())),
+    Family(m.SUPERSLAB_EVENTS, CounterMetricFamily, "SuperSlab (2 MiB) events", ("event",),
+           lambda t: (([e], n) for e, n in t.superslab_events.items())),
+    Family(m.SUPERSLABS, GaugeMetricFamily, "SuperSlabs in use (live) and empty in the LRU (cached)", ("state",),
+           lambda t: (([s], n) for s, n in t.superslabs().items())),
+    Family(m.LARGE_EVENTS, CounterMetricFamily, "Large blocks mapped and unmapped", ("event",),
+           lambda t: (([e], n) for e, n in t.large_events.items())),
+    Family(m.HEAP_ERRORS, CounterMetricFamily, "Heap misuse the allocator detected (each also on the process's stderr)",
+           ("kind",), lambda t: (([k], n) for k, n in t.heap_errors.items())),
+    Family(m.SYSCALLS, CounterMetricFamily, "Memory syscalls made by the process", ("syscall",),
+           lambda t: _syscalls(t, "calls")),
+    Family(m.SYSCALL_BYTES, CounterMetricFamily, "Bytes covered by those syscalls (length argument; 0 for brk)",
+           ("syscall",), lambda t: _syscalls(t, "bytes")),
+    Family(m.SYSCALL_DURATION, HistogramMetricFamily, "Time from syscall entry to exit", ("syscall",),
+           _syscall_durations),
+    Family(m.PAGE_FAULTS, CounterMetricFamily, "Page faults taken in user mode", (),
+           lambda t: [([], t.page_faults)]),
+    Family(m.REQUESTED_BYTES, CounterMetricFamily, "Bytes the program asked for (malloc's argument)", (),
+           _memory(lambda mem: [([], mem.requested)])),
+    Family(m.ALLOCATED_BYTES, CounterMetricFamily, "Bytes handed out: class sizes, large blocks' mappings", (),
+           _memory(lambda mem: [([], mem.allocated)])),
+    Family(m.LIVE_BYTES, GaugeMetricFamily, "Bytes handed out and not freed, by size class or large (classes with live "
+           "blocks only)", ("class",), _memory(lambda mem: (([c], n) for c, n in mem.live_bytes.items()))),
+    Family(m.MEMORY_BYTES, GaugeMetricFamily, "Where the allocator's mapped bytes are; the layers add up to "
+           "hakmem_mapped_bytes", ("layer",), _memory(lambda mem: (([layer], n) for layer, n in mem.layers.items()))),
+    Family(m.MAPPED_BYTES, GaugeMetricFamily, "Bytes the allocator has mapped (its own mmap less munmap)", (),
+           _memory(lambda mem: [([], mem.mapped)])),
+    Family(m.RESIDENT_ESTIMATE, GaugeMetricFamily, "The allocator's estimate of its resident bytes (pages written and "
+           "not purged)", (), _memory(lambda mem: [([], mem.resident_estimate)])),
+    Family(m.PROCESS_RESIDENT, GaugeMetricFamily, "The process's resident bytes by kind, from /proc/PID/status",
+           ("kind",), lambda t: (([k], n) for k, n in (t.resident or {}).items())),
+    Family(m.REFILL_DURATION, HistogramMetricFamily, "Refill duration (--detail refill only)", ("class", "stage"),
+           _refill_durations, only_if_any=True),
+)
 
 
 class HakwatchCollector:
@@ -51,101 +140,47 @@ class HakwatchCollector:
     def describe(self):
         return []  # registration stays cheap: nothing is read until a scrape
 
+    def _rows(self) -> tuple[int, dict[str, list[str]], dict]:
+        """(processes watched, each row's own label values, the rows: pid or group -> Target)."""
+        if self.groups:
+            raws = self.reader.read_raw()
+            rows = self.groups.fold(raws)
+            return len(raws), {name: [name] for name in rows}, rows
+        rows = self.reader.read()
+        return len(rows), {pid: [str(pid), t.comm] for pid, t in rows.items()}, rows
+
     def collect(self):
         start = time.perf_counter()
         self.reader.expire()
-        if self.groups:
-            raws = self.reader.read_raw()
-            watched, rows = len(raws), self.groups.fold(raws)
-        else:
-            rows = self.reader.read()
-            watched = len(rows)
-        L = [self.groups.by] if self.groups else ["pid", "comm"]
-        allocs = CounterMetricFamily(m.ALLOCS, "Blocks handed out, by size class (block size in bytes) or large", labels=L + ["class"])
-        frees = CounterMetricFamily(m.FREES, "Blocks freed, by route", labels=L + ["route"])
-        refills = CounterMetricFamily(m.REFILLS, "Thread-cache refills, by class and the stage that served them", labels=L + ["class", "stage"])
-        objects = CounterMetricFamily(m.REFILL_OBJECTS, "Blocks brought into thread caches by refills", labels=L + ["class"])
-        ss_ev = CounterMetricFamily(m.SUPERSLAB_EVENTS, "SuperSlab (2 MiB) events", labels=L + ["event"])
-        ss = GaugeMetricFamily(m.SUPERSLABS, "SuperSlabs in use (live) and empty in the LRU (cached)", labels=L + ["state"])
-        large = CounterMetricFamily(m.LARGE_EVENTS, "Large blocks mapped and unmapped", labels=L + ["event"])
-        heap_errors = CounterMetricFamily(m.HEAP_ERRORS, "Heap misuse the allocator detected (each also on the process's stderr)",
-                                          labels=L + ["kind"])
-        sc = CounterMetricFamily(m.SYSCALLS, "Memory syscalls made by the process", labels=L + ["syscall"])
-        sc_bytes = CounterMetricFamily(m.SYSCALL_BYTES, "Bytes covered by those syscalls (length argument; 0 for brk)", labels=L + ["syscall"])
-        sc_dur = HistogramMetricFamily(m.SYSCALL_DURATION, "Time from syscall entry to exit", labels=L + ["syscall"])
-        faults = CounterMetricFamily(m.PAGE_FAULTS, "Page faults taken in user mode", labels=L)
-        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process (or group), the libhakmem it maps and its control group "
-                                 "(container, service)", labels=L + ["library", "version"] + ([] if self.groups else ["cgroup"]))
-        requested = CounterMetricFamily(m.REQUESTED_BYTES, "Bytes the program asked for (malloc's argument)", labels=L)
-        allocated = CounterMetricFamily(m.ALLOCATED_BYTES, "Bytes handed out: class sizes, large blocks' mappings", labels=L)
-        live = GaugeMetricFamily(m.LIVE_BYTES, "Bytes handed out and not freed, by size class or large (classes with live blocks only)", labels=L + ["class"])
-        layers = GaugeMetricFamily(m.MEMORY_BYTES, "Where the allocator's mapped bytes are; the layers add up to hakmem_mapped_bytes", labels=L + ["layer"])
-        mapped = GaugeMetricFamily(m.MAPPED_BYTES, "Bytes the allocator has mapped (its own mmap less munmap)", labels=L)
-        resident_est = GaugeMetricFamily(m.RESIDENT_ESTIMATE, "The allocator's estimate of its resident bytes (pages written and not purged)", labels=L)
-        rss = GaugeMetricFamily(m.PROCESS_RESIDENT, "The process's resident bytes by kind, from /proc/PID/status", labels=L + ["kind"])
-        refill_dur = HistogramMetricFamily(m.REFILL_DURATION, "Refill duration (--detail refill only)", labels=L + ["class", "stage"])
-        members = GaugeMetricFamily(m.GROUP_PROCESSES, "Processes of the group alive now (--group-by)", labels=L)
+        watched, own, rows = self._rows()
+        key = [self.groups.by] if self.groups else ["pid", "comm"]
+        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process (or group), the libhakmem it maps and its control "
+                                 "group (container, service)", labels=key + ["library", "version"] +
+                                 ([] if self.groups else ["cgroup"]))
+        members = GaugeMetricFamily(m.GROUP_PROCESSES, "Processes of the group alive now (--group-by)", labels=key)
+        families = [(f, f.kind(f.name, f.help, labels=key + list(f.labels))) for f in FAMILIES]
+        seen = set()
         for name, t in sorted(rows.items()):
-            lv = [str(name)] if self.groups else [str(name), t.comm]
+            lv = own[name]
+            info.add_metric(lv + [self.library, self.library_version] + ([] if self.groups else [t.cgroup]), 1)
             if self.groups:
                 members.add_metric(lv, t.members)
-            info.add_metric(lv + [self.library, self.library_version] + ([] if self.groups else [t.cgroup]), 1)
-            if t.memory is not None:
-                mem = t.memory
-                requested.add_metric(lv, mem.requested)
-                allocated.add_metric(lv, mem.allocated)
-                for cls, n in mem.live_bytes.items():
-                    live.add_metric(lv + [cls], n)
-                for layer, n in mem.layers.items():
-                    layers.add_metric(lv + [layer], n)
-                mapped.add_metric(lv, mem.mapped)
-                resident_est.add_metric(lv, mem.resident_estimate)
-            for kind, n in (t.resident or {}).items():
-                rss.add_metric(lv + [kind], n)
-            for cls, n in t.allocs.items():
-                allocs.add_metric(lv + [cls], n)
-            for route, n in t.frees.items():
-                frees.add_metric(lv + [route], n)
-            for size, stages in t.refills.items():
-                for stage, n in stages.items():
-                    if n:  # a class x stage pair that never happened is no series (6 stages x 52 classes)
-                        refills.add_metric(lv + [str(size), stage], n)
-            for size, n in t.refill_objects.items():
-                objects.add_metric(lv + [str(size)], n)
-            for ev, n in t.superslab_events.items():
-                ss_ev.add_metric(lv + [ev], n)
-            for state, n in t.superslabs().items():
-                ss.add_metric(lv + [state], n)
-            for ev, n in t.large_events.items():
-                large.add_metric(lv + [ev], n)
-            for kind, n in t.heap_errors.items():
-                heap_errors.add_metric(lv + [kind], n)
-            for name in load().syscalls:
-                s = t.syscalls.get(name)
-                sc.add_metric(lv + [name], s.calls if s else 0)
-                sc_bytes.add_metric(lv + [name], s.bytes if s else 0)
-                if s:
-                    buckets, total = _buckets(s.hist, s.sum_ns)
-                    sc_dur.add_metric(lv + [name], buckets, total)
-            faults.add_metric(lv, t.page_faults)
-            by_cs: dict[tuple[int, str], tuple[list[int], list[int]]] = {}
-            slots = load().hist_slots
-            for (size, stage, slot), (n, ns) in t.refill_latency.items():
-                hist, total = by_cs.setdefault((size, stage), ([0] * slots, [0]))
-                hist[min(slot, slots - 1)] += n
-                total[0] += ns
-            for (size, stage), (hist, total) in by_cs.items():
-                buckets, seconds = _buckets(hist, total[0])
-                refill_dur.add_metric(lv + [str(size), stage], buckets, seconds)
-        yield from (allocs, frees, refills, objects, ss_ev, ss, large, heap_errors, sc, sc_bytes, sc_dur, faults, info,
-                    requested, allocated, live, layers, mapped, resident_est, rss)
+            for f, fam in families:
+                for labels, v in f.samples(t):
+                    if f.kind is HistogramMetricFamily:
+                        fam.add_metric(lv + labels, *v)
+                    else:
+                        fam.add_metric(lv + labels, v)
+                    seen.add(f.name)
+        yield info
+        yield from (fam for f, fam in families if not f.only_if_any or f.name in seen)
         if self.groups:
             yield members
-        if any(t.refill_latency for t in rows.values()):
-            yield refill_dur
         yield GaugeMetricFamily(m.TARGETS, "Processes watched now (exited ones until --retention ends)", value=watched)
-        yield CounterMetricFamily(m.TARGETS_DROPPED, "Processes not watched because --max-targets was reached", value=self.reader.dropped())
+        yield CounterMetricFamily(m.TARGETS_DROPPED, "Processes not watched because --max-targets was reached",
+                                  value=self.reader.dropped())
         build = GaugeMetricFamily(m.BUILD_INFO, "hakwatch build", labels=list(self.build))
         build.add_metric(list(self.build.values()), 1)
         yield build
-        yield GaugeMetricFamily(m.SCRAPE_DURATION, "Time the last scrape took to read the maps", value=time.perf_counter() - start)
+        yield GaugeMetricFamily(m.SCRAPE_DURATION, "Time the last scrape took to read the maps",
+                                value=time.perf_counter() - start)

@@ -98,10 +98,16 @@ def balanced(lay: Layout, words_: list[int]) -> bool:
     return sum(map(mul, pick(words_), factors)) == 0
 
 
-def consistent(lay: Layout, words_: list[int]) -> bool:
-    """What a reading of a process's memory must pass before it is shown (hakwatch/live.py): the layers
-    add up to the mapped bytes, and no layer and no class's live bytes is negative."""
-    if not balanced(lay, words_):
-        return False
-    m = memory(lay, plain(words_, lay))
-    return min(m.layers.values()) >= 0 and all(v >= 0 for v in m.live_bytes.values())
+@lru_cache(maxsize=None)
+def gauge_factors(lay: Layout) -> tuple[tuple[int, ...], ...]:
+    """Every layer, then each class's live bytes (large last), then the mapped bytes, as linear functions
+    of the counters' words (every gauge is one): one row of factors each, found by evaluating memory()
+    on each word alone. hakwatch/live.py checks a reading with them in one matrix product."""
+    n, columns = words(lay), []
+    for i in range(n):
+        unit = [0] * n
+        unit[i] = 1
+        m = memory(lay, plain(unit, lay))
+        live = [m.live_bytes.get(str(size), 0) for size in lay.class_sizes] + [m.live_bytes.get(LARGE_SLOT, 0)]
+        columns.append([m.layers[name] for name in lay.layers] + live + [m.mapped])
+    return tuple(zip(*columns))

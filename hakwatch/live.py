@@ -20,15 +20,17 @@ import errno
 import os
 import sys
 import time
-from array import array
 from dataclasses import dataclass
-from operator import add
+from functools import lru_cache
 
-from hakwatch.layers import consistent
+import numpy as np
+
+from hakwatch.layers import gauge_factors
 from hakwatch.layout import Layout, load, state_map_ctype, totals_ctype, words
 
 ATTEMPTS = 4           # readings of a busy process per scrape before the last good one stands
-RETRY_S = 0.0005       # between them: long enough for a flush or a thread start to finish
+RETRY_S = 0.0005       # after a seq found odd: long enough for a flush or a thread start to finish
+GARBAGE = 1 << 62      # no count of a real process comes near: a larger one is garbage (and would overflow the checks)
 USER_TOP = 1 << 47     # x86-64 user addresses lie below
 IOV_MAX = 1024
 
@@ -95,20 +97,19 @@ def _address(value: int, what: str, align: int = 8) -> int:
 
 @dataclass
 class _Fields:
-    """Word indices in a counters block and byte offsets in a thread's cache."""
-    allocs: int
-    frees: int
-    refill_objects: int
+    """Where a thread's counts are in its cache (byte offsets), and the counters words a flush works out."""
+    allocs: slice
+    frees: slice
+    refill_objects: slice
     requested: int
-    classes: int
-    counters: slice
-    limit: slice
-    room: slice
-    flushed_len: slice
-    returned: slice
-    sample_left: slice
-    sample_base: slice
-    flush_seq: slice
+    counters: tuple[int, int]
+    limit: tuple[int, int]
+    room: tuple[int, int]
+    flushed_len: tuple[int, int]
+    returned: tuple[int, int]
+    sample_left: int
+    sample_base: int
+    flush_seq: int
 
 
 def _fields(lay: Layout, m) -> _Fields:
@@ -120,40 +121,59 @@ def _fields(lay: Layout, m) -> _Fields:
             n *= d
         at += n
     classes, nbytes = len(lay.class_sizes), words(lay) * 8
-    u32s = lambda off: slice(off, off + 4 * classes)  # noqa: E731
     sizes = {"counters": nbytes, "limit": 4 * classes, "room": 4 * classes, "flushed_len": 4 * classes,
              "returned": 4 * classes, "sample_left": 8, "sample_base": 8, "flush_seq": 8}
     for name, size in sizes.items():
         offset = getattr(m, f"cache_{name}")
-        if offset + size > m.cache_bytes:
-            raise Corrupt(f"the thread cache's {name} lies beyond its {m.cache_bytes} bytes")
-    return _Fields(allocs=index["allocs"], frees=index["frees"], refill_objects=index["refill_objects"],
-                   requested=index["bytes"] + lay.byte_counts.index("requested"), classes=classes,
-                   counters=slice(m.cache_counters, m.cache_counters + nbytes), limit=u32s(m.cache_limit),
-                   room=u32s(m.cache_room), flushed_len=u32s(m.cache_flushed_len),
-                   returned=u32s(m.cache_returned), sample_left=slice(m.cache_sample_left, m.cache_sample_left + 8),
-                   sample_base=slice(m.cache_sample_base, m.cache_sample_base + 8),
-                   flush_seq=slice(m.cache_flush_seq, m.cache_flush_seq + 8))
+        if offset + size > m.cache_bytes or offset % (8 if size % 8 == 0 else 4):
+            raise Corrupt(f"the thread cache's {name} lies beyond its {m.cache_bytes} bytes or is misaligned")
+    span = lambda name: (getattr(m, f"cache_{name}"), getattr(m, f"cache_{name}") + sizes[name])  # noqa: E731
+    return _Fields(allocs=slice(index["allocs"], index["allocs"] + classes),
+                   frees=slice(index["frees"], index["frees"] + classes),
+                   refill_objects=slice(index["refill_objects"], index["refill_objects"] + classes),
+                   requested=index["bytes"] + lay.byte_counts.index("requested"), counters=span("counters"),
+                   limit=span("limit"), room=span("room"), flushed_len=span("flushed_len"),
+                   returned=span("returned"), sample_left=m.cache_sample_left, sample_base=m.cache_sample_base,
+                   flush_seq=m.cache_flush_seq)
 
 
-def thread_counts(cache: bytes, f: _Fields) -> list[int] | None:
-    """What a thread's flush would add to the totals now, worked out as the flush does (stats.c,
-    settle_allocs); None if that is impossible (negative), as only a thread caught in the middle of an
-    operation gives."""
-    c = array("Q", cache[f.counters]).tolist()
-    limit, room = array("I", cache[f.limit]), array("I", cache[f.room])
-    flushed, returned = array("I", cache[f.flushed_len]), array("I", cache[f.returned])
-    for k in range(f.classes):
-        length = (limit[k] - room[k]) & 0xFFFFFFFF
-        handed = c[f.refill_objects + k] + c[f.frees + k] - returned[k] - (length - flushed[k])
-        if handed < 0:
-            return None
-        c[f.allocs + k] += handed
-    left, base = int.from_bytes(cache[f.sample_left], "little"), int.from_bytes(cache[f.sample_base], "little")
-    if base < left:
-        return None
-    c[f.requested] += base - left
-    return c
+def _u64(a: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+    """Columns span of rows of bytes, as u64 words (one row a thread)."""
+    return np.ascontiguousarray(a[:, span[0]:span[1]]).view(np.uint64)
+
+
+def _u32(a: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+    return np.ascontiguousarray(a[:, span[0]:span[1]]).view(np.uint32).astype(np.int64)
+
+
+def thread_counts(caches: np.ndarray, f: _Fields) -> tuple[np.ndarray, np.ndarray]:
+    """What each thread's flush would add to the totals now (rows of caches, one a thread), worked out as
+    the flush does (stats.c, settle_allocs), and which rows are possible at all: a negative count comes
+    only from a thread caught in the middle of an operation."""
+    c = _u64(caches, f.counters).astype(np.int64)
+    length = (_u32(caches, f.limit) - _u32(caches, f.room)) & 0xFFFFFFFF
+    handed = (c[:, f.refill_objects] + c[:, f.frees] - _u32(caches, f.returned)
+              - (length - _u32(caches, f.flushed_len)))
+    c[:, f.allocs] += handed
+    left = _u64(caches, (f.sample_left, f.sample_left + 8))[:, 0].astype(np.int64)
+    base = _u64(caches, (f.sample_base, f.sample_base + 8))[:, 0].astype(np.int64)
+    c[:, f.requested] += base - left
+    possible = (handed >= 0).all(axis=1) & (base >= left) & (c >= 0).all(axis=1)
+    return c, possible
+
+
+@lru_cache(maxsize=None)
+def _checks(lay: Layout) -> tuple[np.ndarray, int]:
+    """The gauges' factors as a matrix, and how many of its rows are layers."""
+    return np.array(gauge_factors(lay), dtype=np.int64), len(lay.layers)
+
+
+def consistent(lay: Layout, counts: np.ndarray) -> bool:
+    """What a reading must pass to be shown: every layer and every class's live bytes >= 0, and the layers
+    add up to the mapped bytes (as every complete set of flushes does)."""
+    factors, layers = _checks(lay)
+    g = factors @ counts
+    return bool((g[:-1] >= 0).all() and g[:layers].sum() == g[-1])
 
 
 class ProcessReader:
@@ -171,58 +191,79 @@ class ProcessReader:
         self.totals = _address(m.totals, "the totals' address")
         self.exited = _address(m.exited, "the exited batch's address")
         self.threads = _address(m.threads, "the thread list's address")
+        self.changes = _address(m.thread_changes, "the thread list's change count's address")
         if m.cache_bytes > 1 << 20 or max(m.heap_next, m.heap_cache) > 1 << 16:
             raise Corrupt("its state map gives sizes no libhakmem has")
         self.map, self.f = m, _fields(self.lay, m)
         self.totals_bytes = ct.sizeof(totals_ctype(self.lay))
         self.counters_bytes = words(self.lay) * 8
-        # the seq of the last walk, the caches it found, and the ranges a reading reads
-        self.walked: tuple[int, list[int], Ranges] | None = None
+        self.state = Ranges(pid, [(self.totals, 8), (self.changes, 8)])  # seq, list changes
+        self.step = Ranges(pid, [(0, 8), (0, 8)])                          # a heap's next and cache
+        # the list's change count when last walked, the caches it found, and the ranges a reading reads
+        self.walked: tuple[bytes, list[int], Ranges] | None = None
         self.last: list[int] | None = None                 # the last reading used
         self.last_raw: bytes | None = None
-        self.stood: dict[int, tuple[int, list[int]]] = {}  # cache address -> flush_seq, counts when last still
+        self.last_array: np.ndarray | None = None
+        self.stood: dict[int, tuple[int, np.ndarray]] = {}  # cache address -> flush_seq, counts when last still
         self.busy_threads = 0
 
-    def _walk(self) -> tuple[int, list[int]] | None:
-        """The caches of the threads on the list, with the seq they go with; None if the list changed
-        while walked (the caller tries again)."""
-        m, seen, caches = self.map, set(), []
-        raw = read_ranges(self.pid, [(self.totals, 8), (self.threads, 8)])
+    def _state(self) -> tuple[int, bytes]:
+        raw = self.state.read()
         if raw is None:
             raise Corrupt("its totals or thread list are not mapped")
-        seq, heap = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+        return int.from_bytes(raw[:8], "little"), raw[8:]
+
+    def _walk(self) -> tuple[bytes, list[int]] | None:
+        """The caches of the threads on the list, with the list's change count; None if it changed while
+        walked (the caller tries again). Something wrong with the list is corruption only if the list
+        did not change meanwhile: a thread that left may have sent the walk into the pool of heaps."""
+        seq, changes = self._state()
         if seq % 2:
             return None
-        while heap:
-            _address(heap, "a thread's heap")
-            if heap in seen or len(seen) >= self.lay.max_threads:
-                raise Corrupt(f"its list of threads loops or runs past {self.lay.max_threads}")
-            seen.add(heap)
-            raw = read_ranges(self.pid, [(heap + m.heap_next, 8), (heap + m.heap_cache, 8), (self.totals, 8)])
-            if raw is None or int.from_bytes(raw[16:], "little") != seq:
-                return None  # a thread left and its heap went back to the pool meanwhile
-            heap, cache = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:16], "little")
-            caches.append(_address(cache, "a thread's cache"))
-        return seq, caches
+        raw = read_ranges(self.pid, [(self.threads, 8)])
+        heap, seen, caches = int.from_bytes(raw or b"", "little"), set(), []
+        step, m = self.step, self.map
+        try:
+            if raw is None:
+                raise Corrupt("its thread list is not mapped")
+            while heap:
+                _address(heap, "a thread's heap")
+                if heap in seen or len(seen) >= self.lay.max_threads:
+                    raise Corrupt(f"its list of threads loops or runs past {self.lay.max_threads}")
+                seen.add(heap)
+                remote = step.calls[0][1]
+                remote[0].base, remote[1].base = heap + m.heap_next, heap + m.heap_cache
+                raw = step.read()
+                if raw is None:
+                    raise Corrupt(f"a thread's heap at {heap:#x} is not mapped")
+                heap, cache = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+                caches.append(_address(cache, "a thread's cache"))
+        except Corrupt:
+            if self._state() != (seq, changes):
+                return None
+            raise
+        return (changes, caches) if self._state() == (seq, changes) else None
 
     def read(self) -> list[int] | None:
         """The counters block as of now (every word of struct hakmem_counters), or the last good one if
         the process changed under every attempt; None before any good one."""
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                time.sleep(RETRY_S)
+        for _ in range(ATTEMPTS):
             if self.walked is None:
                 walk = self._walk()
                 if walk is None:
+                    time.sleep(RETRY_S)
                     continue
-                seq, caches = walk
+                changes, caches = walk
                 n = self.map.cache_bytes
-                self.walked = seq, caches, Ranges(self.pid, [(self.totals, self.totals_bytes), (self.exited, self.counters_bytes)]
-                                                  + [(c, n) for c in caches] * 2 + [(self.totals, 8)])
-            seq, caches, ranges = self.walked
+                self.walked = changes, caches, Ranges(self.pid, [(self.totals, self.totals_bytes), (self.exited, self.counters_bytes)]
+                                                      + [(c, n) for c in caches] * 2 + [(self.changes, 8), (self.totals, 8)])
+            changes, caches, ranges = self.walked
             raw = ranges.read()
-            if raw is None or raw[:8] != seq.to_bytes(8, "little") or raw[-8:] != raw[:8]:
-                self.walked = None  # a flush or a thread came or went: walk again
+            if raw is None or raw[-16:-8] != changes:
+                self.walked = None  # a thread came or went: walk again, at once
+                continue
+            if raw[:8] != raw[-8:] or raw[0] % 2:
+                time.sleep(RETRY_S)  # a flush went by, or is going
                 continue
             if raw == self.last_raw:
                 return self.last
@@ -236,30 +277,32 @@ class ProcessReader:
         """Totals, batch and threads as one reading, if it passes the checks. A thread that ran while
         read counts as of its last copy that stood still, if it has not flushed since (its flush_seq
         says), else as of its last flush (the totals hold it)."""
-        n, at = self.map.cache_bytes, self.totals_bytes + self.counters_bytes
-        total = list(map(add, array("Q", raw[8:self.totals_bytes]).tolist(),
-                         array("Q", raw[self.totals_bytes:at]).tolist()))
-        second, f = at + n * len(caches), self.f
-        stood, busy = {}, 0
-        for i, address in enumerate(caches):
-            first = raw[at + i * n:at + (i + 1) * n]
-            flush_seq = int.from_bytes(first[f.flush_seq], "little")
-            counts = thread_counts(first, f) if first == raw[second + i * n:second + (i + 1) * n] else None
-            if counts is not None:
-                stood[address] = (flush_seq, counts)
-            else:
-                busy += 1
-                earlier = self.stood.get(address)
-                if earlier is None or earlier[0] != flush_seq:
-                    continue
-                stood[address] = earlier
-                counts = earlier[1]
-            total = list(map(add, total, counts))
-        self.busy_threads = busy
-        if not consistent(self.lay, total) or (self.last is not None and any(map(int.__lt__, total, self.last))):
+        n, at, t = self.map.cache_bytes, self.totals_bytes + self.counters_bytes, len(caches)
+        words_ = np.frombuffer(raw, dtype=np.uint64, count=(at - 8) // 8, offset=8)
+        if (words_ >= GARBAGE).any():
             return None
-        self.stood = stood
-        return total
+        total = words_[:self.counters_bytes // 8].astype(np.int64) + words_[self.counters_bytes // 8:].astype(np.int64)
+        stood = {}
+        if t:
+            first = np.frombuffer(raw, dtype=np.uint8, count=t * n, offset=at).reshape(t, n)
+            second = np.frombuffer(raw, dtype=np.uint8, count=t * n, offset=at + t * n).reshape(t, n)
+            counts, possible = thread_counts(first, self.f)
+            still = (first == second).all(axis=1) & possible
+            flush_seqs = _u64(first, (self.f.flush_seq, self.f.flush_seq + 8))[:, 0].tolist()
+            for i, address in enumerate(caches):
+                if still[i]:
+                    stood[address] = (flush_seqs[i], counts[i])
+                else:
+                    earlier = self.stood.get(address)
+                    if earlier is not None and earlier[0] == flush_seqs[i]:
+                        stood[address] = earlier
+            self.busy_threads = t - int(still.sum())
+            if stood:
+                total = total + np.sum([c for _, c in stood.values()], axis=0)
+        if not consistent(self.lay, total) or (self.last_array is not None and (total < self.last_array).any()):
+            return None
+        self.stood, self.last_array = stood, total
+        return total.tolist()
 
 
 def corrupt_line(pid: int, why: str) -> str:

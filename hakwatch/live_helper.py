@@ -66,11 +66,10 @@ class LiveHelper:
 
 
 def _helper(sock: socket.socket):
-    """The helper's loop (never returns)."""
-    from hakwatch.live import LiveReadings
-
+    """The helper's loop (never returns: whatever happens, the child must not go on as the server)."""
     status = 0
     try:
+        from hakwatch.live import LiveReadings
         become_helper({sock.fileno()})
         readings, sent = LiveReadings(load()), {}
         while True:

@@ -175,6 +175,7 @@ struct hakmem_state_map {
 	__u64 totals;			/* address of hakmem_totals */
 	__u64 exited;			/* address of the exited threads' batch (struct hakmem_counters) */
 	__u64 threads;			/* address of the pointer to the first heap (0: none) */
+	__u64 thread_changes;		/* address of a __u64 bumped each time a thread joins or leaves the list */
 	__u64 heap_next;		/* offset in a heap of the pointer to the next one */
 	__u64 heap_cache;		/* offset in a heap of the pointer to its thread's cache */
 	__u64 cache_bytes;		/* size of a thread's cache */

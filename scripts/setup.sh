@@ -26,6 +26,7 @@ packages=(
 	libpython3.11-testsuite
 	# hakwatch's Python dependencies as Debian packages (pyproject.toml admits their versions)
 	python3-setuptools python3-click python3-prometheus-client python3-pyelftools python3-pytest python3-matplotlib
+	python3-numpy
 	# --web.config.file: its YAML and the bcrypt hashes of its users; openssl makes the tests' certificates
 	python3-yaml python3-bcrypt openssl
 	# make deb (debian/): the packages' build and lintian, which make test runs

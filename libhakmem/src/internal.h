@@ -328,6 +328,7 @@ void hak_stats_change_end(void);
 extern struct hakmem_totals hakmem_totals;			/* stats.c: everything flushed */
 extern HAK_HIDDEN struct hakmem_counters hak_exited;	/* stats.c: exited threads' counts not flushed yet */
 extern HAK_HIDDEN struct hak_heap *hak_registry;	/* thread.c: every live heap */
+extern HAK_HIDDEN uint64_t hak_registry_changes;	/* thread.c: bumped as a heap joins or leaves it */
 void hak_stats_flush_exiting(struct hak_tcache *tc);
 void hak_stats_flush_soon(void);
 void hak_stats_maybe_flush(struct hak_tcache *tc);

@@ -13,6 +13,7 @@ HAK_API const struct hakmem_state_map hakmem_state_map = {
 	.totals = (uintptr_t)&hakmem_totals,
 	.exited = (uintptr_t)&hak_exited,
 	.threads = (uintptr_t)&hak_registry,
+	.thread_changes = (uintptr_t)&hak_registry_changes,
 	.heap_next = offsetof(struct hak_heap, reg_next),
 	.heap_cache = offsetof(struct hak_heap, tc),
 	.cache_bytes = sizeof(struct hak_tcache),

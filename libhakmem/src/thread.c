@@ -18,6 +18,9 @@ static struct hak_heap *heap_pool;
 /* Every live heap, for the exit-time flush, fork, and readers of the process's memory (state_map.c):
  * it changes only inside a stats change (hakmem_totals.seq odd). */
 struct hak_heap *hak_registry;
+/* Bumped with every change of the registry: a reader that finds it unchanged knows the list it walked
+ * before is still the list, however many flushes went by. */
+uint64_t hak_registry_changes;
 static pthread_key_t exit_key;
 
 /* Bytes a thread cache may hold per class: enough to absorb bursts, bounded so idle threads do not
@@ -68,6 +71,7 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 		if (hak_registry)
 			hak_registry->reg_prev = h;
 		hak_registry = h;
+		hak_registry_changes++;
 		tc->flush_seq = hakmem_totals.seq;
 		hak_stats_change_end();
 	}
@@ -93,6 +97,7 @@ static void registry_remove(struct hak_heap *h)
 		hak_registry = h->reg_next;
 	if (h->reg_next)
 		h->reg_next->reg_prev = h->reg_prev;
+	hak_registry_changes++;
 	hak_stats_change_end();
 }
 
