@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter, mul
 
-from hakwatch.header_facts import LARGE_SLOT, SUPERSLAB_STATES
 from hakwatch.layout import Layout, plain, words
 
 
@@ -39,7 +38,7 @@ def memory(lay: Layout, c) -> Memory:
     ss, hdr = lay.superslab_bytes, lay.superslab_header_bytes
     live = {str(size): (c.allocs[i] - c.frees[i] - c.slab_frees[i][0] - c.slab_frees[i][1]) * size
             for i, size in enumerate(sizes)}
-    live[LARGE_SLOT] = b["large_alloc"] - b["large_free"]
+    live[lay.large_slot] = b["large_alloc"] - b["large_free"]
     refilled = sum(c.refill_objects[i] * sizes[i] for i in range(n))
     cached = sum(c.frees[i] * sizes[i] for i in range(n))
     allocated_small = sum(c.allocs[i] * sizes[i] for i in range(n))
@@ -61,7 +60,7 @@ def memory(lay: Layout, c) -> Memory:
         "superslab_lru": (ss_cached - ss_purged) * ss,
         "superslab_purged": ss_purged * ss,
         "superslab_reserved": b["ss_reserved"] - e["map"] * ss,
-        "large_cache": b["large_map"] - b["large_unmap"] - live[LARGE_SLOT],
+        "large_cache": b["large_map"] - b["large_unmap"] - live[lay.large_slot],
         "metadata": ss_live * hdr + b["metadata"],
     }
     os_bytes = dict(zip(lay.os_calls, c.os_bytes))
@@ -70,7 +69,7 @@ def memory(lay: Layout, c) -> Memory:
         layers={name: values[name] for name in lay.layers},
         mapped=os_bytes["mmap"] - os_bytes["munmap"],
         resident_estimate=b["touched_in"] - b["touched_out"] + b["large_map"] - b["large_unmap"] + b["metadata"],
-        superslabs=dict(zip(SUPERSLAB_STATES, (ss_live, ss_cached, ss_purged))),
+        superslabs=dict(zip(lay.superslab_states, (ss_live, ss_cached, ss_purged))),
         requested=b["requested"],
         allocated=allocated_small + b["large_alloc"],
     )
@@ -108,6 +107,6 @@ def gauge_factors(lay: Layout) -> tuple[tuple[int, ...], ...]:
         unit = [0] * n
         unit[i] = 1
         m = memory(lay, plain(unit, lay))
-        live = [m.live_bytes.get(str(size), 0) for size in lay.class_sizes] + [m.live_bytes.get(LARGE_SLOT, 0)]
+        live = [m.live_bytes.get(str(size), 0) for size in lay.class_sizes] + [m.live_bytes.get(lay.large_slot, 0)]
         columns.append([m.layers[name] for name in lay.layers] + live + [m.mapped])
     return tuple(zip(*columns))

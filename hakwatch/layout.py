@@ -38,6 +38,11 @@ class Layout:
     events: tuple[str, ...]          # enum hakwatch_event before HAKWATCH_EV_SYSCALL (profiles)
     hist_slots: int
     fields: tuple[tuple[str, tuple[int, ...]], ...]  # struct hakmem_counters: (name, dimensions)
+    stats_schema: str                # HAKMEM_STATS files' "schema"
+    superslab_states: tuple[str, ...]  # live, cached, purged
+    large_slot: str                  # the slot of allocs[]/frees[] after the classes, by name
+    churn_syscalls: tuple[str, ...]  # the syscalls of churn (the alerts' ratio), some of `syscalls`
+    stack_lost: int                  # a profile site's stack id when no stack was taken
     state_map: tuple[str, ...]       # struct hakmem_state_map's fields, every one a __u64
     state_map_version: int
     state_map_symbol: str
@@ -99,6 +104,9 @@ def load(counters_h: Path = COUNTERS_H, maps_h: Path = MAPS_H) -> Layout:
     text, maps = counters_h.read_text(), maps_h.read_text()
     symbols = _enumerators(text)
     symbols["HAKMEM_NUM_CLASSES"] = int(_define(text, "HAKMEM_NUM_CLASSES", counters_h))
+    syscalls, churn = _names(maps, "HAKWATCH_SYSCALL_NAMES", maps_h), _names(maps, "HAKWATCH_CHURN_SYSCALL_NAMES", maps_h)
+    if not set(churn) <= set(syscalls):  # a syscall the BPF program does not trace would count nothing
+        raise ValueError(f"{maps_h}: HAKWATCH_CHURN_SYSCALL_NAMES {churn} are not all traced ({syscalls})")
     return Layout(
         version=int(_define(text, "HAKMEM_COUNTERS_VERSION", counters_h)),
         class_sizes=tuple(int(x) for x in _define(text, "HAKMEM_CLASS_SIZES", counters_h).split(",")),
@@ -112,10 +120,15 @@ def load(counters_h: Path = COUNTERS_H, maps_h: Path = MAPS_H) -> Layout:
         layers=_names(text, "HAKMEM_LAYER_NAMES", counters_h),
         superslab_bytes=int(_define(text, "HAKMEM_SUPERSLAB_BYTES", counters_h)),
         superslab_header_bytes=int(_define(text, "HAKMEM_SUPERSLAB_HEADER_BYTES", counters_h)),
-        syscalls=_names(maps, "HAKWATCH_SYSCALL_NAMES", maps_h),
+        syscalls=syscalls,
         events=_names(maps, "HAKWATCH_EVENT_NAMES", maps_h),
         hist_slots=int(_define(maps, "HAKWATCH_HIST_SLOTS", maps_h)),
         fields=_fields(text, symbols),
+        stats_schema=_define(text, "HAKMEM_STATS_SCHEMA", counters_h).strip('"'),
+        superslab_states=_names(text, "HAKMEM_SUPERSLAB_STATE_NAMES", counters_h),
+        large_slot=_define(text, "HAKMEM_SLOT_NAME_LARGE", counters_h).strip('"'),
+        churn_syscalls=churn,
+        stack_lost=int(_define(maps, "HAKWATCH_STACK_LOST", maps_h)),
         state_map=tuple(name for name, _ in _fields(text, symbols, "hakmem_state_map")),
         state_map_version=int(_define(text, "HAKMEM_STATE_MAP_VERSION", counters_h)),
         state_map_symbol=_define(text, "HAKMEM_STATE_MAP_SYMBOL", counters_h).strip('"'),

@@ -13,8 +13,6 @@ leaf end of each stack: a profile says which of the program's code did it.
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-
-from hakwatch.header_facts import STACK_LOST
 from hakwatch.layout import load
 from hakwatch.symbols import Mapping
 
@@ -118,7 +116,7 @@ def _addresses(stacks, ids: set[int]) -> dict[int, list[int]]:
     out = {}
     for stack in ids:
         try:
-            out[stack] = list(stacks.walk(stack)) if stack != STACK_LOST else []
+            out[stack] = list(stacks.walk(stack)) if stack != load().stack_lost else []
         except KeyError:
             out[stack] = []
     return out

@@ -2,7 +2,7 @@
 
 import json
 
-from hakwatch.header_facts import STATS_SCHEMA
+from hakwatch.layout import load
 from hakwatch.reader import Target
 
 
@@ -12,7 +12,7 @@ def to_stats(t: Target, version: str) -> dict:
     if mem is None:
         raise ValueError(f"process {t.pid}: no counts seen")
     return {
-        "schema": STATS_SCHEMA,
+        "schema": load().stats_schema,
         "pid": t.pid,
         "version": version,
         "allocs": dict(t.allocs),

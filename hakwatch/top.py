@@ -13,7 +13,6 @@ import time
 import click
 
 from hakwatch.errors import friendly
-from hakwatch.header_facts import CHURN_SYSCALLS
 from hakwatch.layout import load
 from hakwatch.reader import Target
 
@@ -45,7 +44,7 @@ def view(prev: Target, cur: Target, seconds: float) -> dict:
         "superslab_events": _delta(prev.superslab_events, cur.superslab_events),
         "syscalls_per_s": {k: v / seconds for k, v in sc.items()},
         # the churn alert's ratio (HakmemSyscallChurn), of the same syscalls
-        "syscalls_per_1k_allocs": 1000 * sum(sc[n] for n in CHURN_SYSCALLS) / allocs if allocs else 0.0,
+        "syscalls_per_1k_allocs": 1000 * sum(sc[n] for n in load().churn_syscalls) / allocs if allocs else 0.0,
         "page_faults_per_s": (cur.page_faults - prev.page_faults) / seconds,
         "memory_bytes": dict(mem.layers) if mem else {},
         "mapped_bytes": mem.mapped if mem else 0,

@@ -14,8 +14,6 @@ import urllib.request
 from collections import defaultdict
 
 from prometheus_client.parser import text_string_to_metric_families
-
-from hakwatch.header_facts import CHURN_SYSCALLS, SUPERSLAB_STATES
 from hakwatch.layout import load
 
 
@@ -61,15 +59,15 @@ def show(prev, cur, dt):
                          ("allocator resident (est.)", cur.get(("hakmem_resident_estimate_bytes", ""), 0))]))
     print(mib("RSS (kernel)", [(k, cur.get(("hakmem_process_resident_bytes", k), 0)) for k in ("anon", "file", "shmem")]))
     allocs = rate("hakmem_allocs_total")
-    calls = sum(rate("hakmem_syscalls_total", s) for s in CHURN_SYSCALLS)  # the churn alert's
+    calls = sum(rate("hakmem_syscalls_total", s) for s in load().churn_syscalls)  # the churn alert's
     print("  per second:")
     print(line("allocations", [("", allocs)]))
     print(line("frees by route", [(r, rate("hakmem_frees_total", r)) for r in LAYOUT.routes]))
     print(line("refills by stage", [(s, rate("hakmem_refills_total", s)) for s in LAYOUT.stages]))
-    print(line("memory syscalls", [(s, rate("hakmem_syscalls_total", s)) for s in CHURN_SYSCALLS]
+    print(line("memory syscalls", [(s, rate("hakmem_syscalls_total", s)) for s in load().churn_syscalls]
                + [("per 1k allocs", 1000 * calls / allocs if allocs else 0)]))
     print(line("page faults", [("", rate("hakmem_page_faults_total"))]))
-    print(line("superslabs now", [(s, cur.get(("hakmem_superslabs", s), 0)) for s in SUPERSLAB_STATES]))
+    print(line("superslabs now", [(s, cur.get(("hakmem_superslabs", s), 0)) for s in load().superslab_states]))
 
 
 def main():

@@ -19,13 +19,12 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from hakwatch import metrics as m
-from hakwatch.header_facts import CHURN_SYSCALLS
 from hakwatch.layout import load
 
 OUT = Path(__file__).resolve().parent
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The syscalls of churn, as the alert HakmemSyscallChurn counts them (probes/hakwatch_maps.h).
-CHURN = f'syscall=~"{"|".join(CHURN_SYSCALLS)}"'
+CHURN = f'syscall=~"{"|".join(load().churn_syscalls)}"'
 # The layers the alerts call held-but-free (fragmentation) and retained (DESIGN.md, "The memory layers").
 HELD_FREE = 'layer=~"thread_cache|remote_free|slab_free|free_pages"'
 RETAINED = 'layer=~"superslab_lru|large_cache"'
@@ -142,7 +141,7 @@ def panels(sel: str, by: str):
            "processes (all of their calls, not only the allocator's).", "ops",
            [query(f"sum by (syscall) (rate({m.SYSCALLS}_total{{{sel}}}[$__rate_interval]))", "{{syscall}}")],
            limits=(OK, (100, "orange"), (1000, "red"))),
-        ts("Memory syscalls per 1000 allocations", f"The churn ratio ({spelled(CHURN_SYSCALLS)}): a healthy "
+        ts("Memory syscalls per 1000 allocations", f"The churn ratio ({spelled(load().churn_syscalls)}): a healthy "
            "allocator stays near 0. Alert HakmemSyscallChurn fires above 5.", "short",
            [query(f"1000 * ({calls}) / ({allocs})", "{{" + by + "}}")],
            limits=(OK, (1, "orange"), (5, "red"))),

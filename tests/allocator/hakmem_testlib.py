@@ -11,8 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from hakwatch.header_facts import LARGE_SLOT, STATS_SCHEMA
 from hakwatch.layers import memory
 from hakwatch.layout import load, plain, words
 
@@ -145,7 +143,7 @@ def _is_count(v):
 def check_stats_schema(s, pid=None):
     """Every rule of libhakmem/STATS.md that can be checked on one file. Returns s."""
     assert isinstance(s, dict), f"stats is not a JSON object: {s!r}"
-    assert s.get("schema") == STATS_SCHEMA, f"schema key: {s.get('schema')!r}"
+    assert s.get("schema") == load().stats_schema, f"schema key: {s.get('schema')!r}"
     assert isinstance(s.get("pid"), int) and s["pid"] > 0, f"pid: {s.get('pid')!r}"
     if pid is not None:
         assert s["pid"] == pid, f"stats pid {s['pid']} != process pid {pid}"
@@ -157,7 +155,7 @@ def check_stats_schema(s, pid=None):
 
     # allocs: classes (nonzero only) and large blocks
     for k, v in s["allocs"].items():
-        assert k in class_keys or k == LARGE_SLOT, f"allocs has unknown key {k!r}"
+        assert k in class_keys or k == load().large_slot, f"allocs has unknown key {k!r}"
         assert _is_count(v), f"allocs[{k!r}] = {v!r} is not a count"
         assert v > 0, f"allocs[{k!r}] is zero but classes are listed only when nonzero"
     # frees: fixed names, every one present
@@ -215,10 +213,10 @@ def check_memory(s):
     """Byte accounting (STATS.md): live bytes by class are whole blocks, and at exit every layer is
     a size and the layers add up to what the allocator's own syscalls left mapped."""
     for k, v in s["live_bytes"].items():
-        assert k in {str(c) for c in CLASS_SIZES} or k == LARGE_SLOT, f"live_bytes has unknown key {k!r}"
+        assert k in {str(c) for c in CLASS_SIZES} or k == load().large_slot, f"live_bytes has unknown key {k!r}"
         assert isinstance(v, int) and v != 0, f"live_bytes[{k!r}] = {v!r}: classes are listed only when nonzero"
         assert v > 0, f"live_bytes[{k!r}] = {v}: more freed than handed out"
-        if k != LARGE_SLOT:
+        if k != load().large_slot:
             assert v % int(k) == 0, f"live_bytes[{k!r}] = {v} is not whole blocks"
     b = s["bytes"]
     assert _is_count(b["requested"]) and _is_count(b["allocated"]), b

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hakwatch import profile_pb2
-from hakwatch.header_facts import STACK_LOST
+from hakwatch.layout import load
 from hakwatch_helpers import HAKWATCH
 
 MIB = 1 << 20
@@ -189,9 +189,9 @@ def test_a_forgotten_process_leaves_no_sites_samples_or_stacks(sites, libhakmem)
         assert {k.pid for k in left} == {kept.proc.pid} and {k.pid for k in probes.table("live").keys()} == {kept.proc.pid}
         stacks = probes.table("stacks")
         assert all(list(stacks.walk(k.stack)) for k in left if k.stack >= 0)  # none of its stacks went
-        # the stacks left are exactly those still referred to (STACK_LOST, no stack taken, is no key)
+        # the stacks left are exactly those still referred to (load().stack_lost, no stack taken, is no key)
         referred = {k.stack for k in left} | {v.stack for v in probes.table("live").values()}
-        assert len(list(stacks.keys())) == len(referred - {STACK_LOST})
+        assert len(list(stacks.keys())) == len(referred - {load().stack_lost})
 
 
 @pytest.mark.parametrize("kind", ["double_free_cache", "double_free_large"])

@@ -30,13 +30,13 @@ def test_churn_rules_count_the_churn_syscalls():
     rate the churn alert divides and the syscalls its description names."""
     import yaml
 
-    from hakwatch.header_facts import CHURN_SYSCALLS
+    from hakwatch.layout import load
     rules = {r.get("record") or r.get("alert"): r
              for g in yaml.safe_load((ALERTS / "hakwatch.rules.yml").read_text())["groups"] for r in g["rules"]}
     counted = re.fullmatch(r'.*\{syscall=~"([\w|]+)"\}.*', rules["hakmem:memory_syscalls:rate1m"]["expr"].strip())
-    assert counted and counted.group(1).split("|") == list(CHURN_SYSCALLS), rules["hakmem:memory_syscalls:rate1m"]["expr"]
+    assert counted and counted.group(1).split("|") == list(load().churn_syscalls), rules["hakmem:memory_syscalls:rate1m"]["expr"]
     named = re.match(r"Memory syscalls \(([\w/]+)\)", rules["HakmemSyscallChurn"]["annotations"]["description"])
-    assert named and named.group(1).split("/") == list(CHURN_SYSCALLS), rules["HakmemSyscallChurn"]["annotations"]
+    assert named and named.group(1).split("/") == list(load().churn_syscalls), rules["HakmemSyscallChurn"]["annotations"]
 
 
 def test_deployment_scrape_config_is_valid(tmp_path):

@@ -2,7 +2,6 @@
 exactly DESIGN.md's series, exited targets expire after --retention, the summary has the
 HAKMEM_STATS schema."""
 
-import ctypes as ct
 import io
 import json
 import os
@@ -14,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hakwatch import stats
 from hakwatch.collector import HakwatchCollector
-from hakwatch.header_facts import STATS_SCHEMA
 from hakwatch.layout import load, totals_ctype
 from hakwatch.procfs import cgroup_of
 from hakwatch.reader import Reader
@@ -121,7 +119,7 @@ def test_summary_has_the_hakmem_stats_schema():
     out = io.StringIO()
     stats.write(out, t, "9.9.9")
     doc = json.loads(out.getvalue())
-    assert doc["schema"] == STATS_SCHEMA and doc["pid"] == 42 and doc["version"] == "9.9.9"
+    assert doc["schema"] == load().stats_schema and doc["pid"] == 42 and doc["version"] == "9.9.9"
     assert doc["allocs"] == {"112": 1000, "large": 3}
     assert doc["frees"] == {"tls_sll": 890, "ss_local": 0, "ss_remote": 100, "large": 3}
     assert doc["live_bytes"] == {"112": 1120}

@@ -8,8 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from hakwatch.header_facts import LARGE_SLOT, SUPERSLAB_STATES
 from hakwatch.layers import memory
 from hakwatch.layout import PROBES_DIR, load, plain, words
 
@@ -29,7 +27,7 @@ def libhakmem_gauges(tmp_path_factory) -> list[dict]:
     lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
     lay = load()
     assert int(lines[0]) == words(lay), "the driver's counters block is not hakwatch's"
-    slots = [str(size) for size in lay.class_sizes] + [LARGE_SLOT]
+    slots = [str(size) for size in lay.class_sizes] + [load().large_slot]
     gauges = []
     for w, line in enumerate(lines[1:]):
         index, *values = map(int, line.split())
@@ -42,7 +40,7 @@ def libhakmem_gauges(tmp_path_factory) -> list[dict]:
             "layers": dict(zip(lay.layers, layers)),
             "mapped": mapped,
             "resident_estimate": resident,
-            "superslabs": dict(zip(SUPERSLAB_STATES, superslabs, strict=True)),
+            "superslabs": dict(zip(load().superslab_states, superslabs, strict=True)),
         })
     assert len(gauges) == words(lay)
     return gauges
@@ -68,6 +66,6 @@ def test_every_gauge_moves_for_some_word(libhakmem_gauges):
     lay = load()
     moved = {k for c in libhakmem_gauges for k, v in c["layers"].items() if v}
     assert moved == set(lay.layers)
-    assert {k for c in libhakmem_gauges for k in c["live_bytes"]} == {str(s) for s in lay.class_sizes} | {LARGE_SLOT}
+    assert {k for c in libhakmem_gauges for k in c["live_bytes"]} == {str(s) for s in lay.class_sizes} | {load().large_slot}
     assert any(c["mapped"] for c in libhakmem_gauges) and any(c["resident_estimate"] for c in libhakmem_gauges)
-    assert {k for c in libhakmem_gauges for k, v in c["superslabs"].items() if v} == set(SUPERSLAB_STATES)
+    assert {k for c in libhakmem_gauges for k, v in c["superslabs"].items() if v} == set(load().superslab_states)

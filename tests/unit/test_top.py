@@ -1,8 +1,6 @@
 """`hakwatch top` and `snapshot` (hakwatch/top.py) on two made-up reads of a target: the syscalls per
 thousand allocations are the churn alert's ratio, of the syscalls probes/hakwatch_maps.h names for it
 (mincore, which only looks, is left out)."""
-
-from hakwatch.header_facts import CHURN_SYSCALLS
 from hakwatch.layout import load
 from hakwatch.reader import SyscallTotals, Target
 from hakwatch.top import view
@@ -16,6 +14,6 @@ def read(allocs: int, calls: int) -> Target:
 
 def test_syscalls_per_1k_allocs_is_the_churn_alerts_ratio():
     v = view(read(allocs=0, calls=0), read(allocs=10_000, calls=3), seconds=1.0)
-    assert set(load().syscalls) - set(CHURN_SYSCALLS), "every traced syscall is churn: the test shows nothing"
-    assert v["syscalls_per_1k_allocs"] == 1000 * 3 * len(CHURN_SYSCALLS) / 10_000
+    assert set(load().syscalls) - set(load().churn_syscalls), "every traced syscall is churn: the test shows nothing"
+    assert v["syscalls_per_1k_allocs"] == 1000 * 3 * len(load().churn_syscalls) / 10_000
     assert v["syscalls_per_s"] == dict.fromkeys(load().syscalls, 3.0)
