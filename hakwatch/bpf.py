@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from hakwatch.errors import HakwatchError
-from hakwatch.layout import PROBES_DIR, totals_ctype
+from hakwatch.layout import PROBES_DIR, map_ctype, totals_ctype
 from hakwatch.library import read_totals
 from hakwatch.provider import argument_counts
 from hakwatch.targets import alive
@@ -42,6 +42,10 @@ LIVE_SAMPLES = 4096
 # when every one was stacked.
 SYSCALL_STACKS_PER_S = 500
 BPF_NOEXIST = 1
+# The maps whose fields Python reads: their key and value structs (probes/hakwatch_maps.h).
+MAP_STRUCTS = {"targets": (ct.c_uint32, "target"), "syscalls": ("sc_key", "sc_val"),
+               "refill_ns": ("refill_key", "refill_val"), "sites": ("site_key", "site_val"),
+               "live": ("live_key", "live_val")}
 
 # libbcc's bpf_attach_uprobe takes a 7th argument, ref_ctr_offset, that bcc's Python wrapper does not
 # declare; a handle of our own keeps bcc's declaration untouched for bcc's own callers.
@@ -199,14 +203,14 @@ class Probes:
 
     def watching(self, pid: int) -> bool:
         try:
-            self.bpf["targets"][ct.c_uint32(pid)]
+            self.table("targets")[ct.c_uint32(pid)]
             return True
         except KeyError:
             return False
 
     def add_target(self, pid: int, comm: str):
         """Watch a process from user space (attach --pid, run's command before it execs)."""
-        targets = self.bpf["targets"]
+        targets = self.table("targets")
         t = targets.Leaf()
         t.comm = comm.encode()[:15]
         try:
@@ -220,7 +224,7 @@ class Probes:
         its mapping of the library (targets.Mapping): its entry starts from the totals in its memory,
         read after the probes are attached (DESIGN.md). False if it exited before it was watched (its
         exit went by unseen, so it is not kept as a target)."""
-        targets, key = self.bpf["targets"], ct.c_uint32(mapping.pid)
+        targets, key = self.table("targets"), ct.c_uint32(mapping.pid)
         self.add_target(mapping.pid, comm)
         if not alive(mapping.pid):
             del targets[key]
@@ -246,8 +250,13 @@ class Probes:
         return lib.bpf_update_elem(self.table("counters").map_fd, ct.byref(key), ct.byref(totals), BPF_NOEXIST) == 0
 
     def table(self, name: str):
+        """A map, read through the types of the contract's headers where Python reads its fields."""
         if name == "counters":
-            return self.bpf.get_table("counters", keytype=ct.c_uint32, leaftype=totals_ctype())
+            return self.bpf.get_table(name, keytype=ct.c_uint32, leaftype=totals_ctype())
+        if name in MAP_STRUCTS:
+            key, leaf = MAP_STRUCTS[name]
+            return self.bpf.get_table(name, keytype=map_ctype(key) if isinstance(key, str) else key,
+                                      leaftype=map_ctype(leaf))
         return self.bpf[name]
 
     def close_in_background(self):

@@ -156,6 +156,30 @@ def totals_ctype(layout: Layout | None = None):
     return type("Totals", (ct.Structure,), {"_fields_": [("seq", ct.c_uint64), ("counters", counters_ctype(layout))]})
 
 
+_CTYPES = {"__u64": ct.c_uint64, "__u32": ct.c_uint32, "__s32": ct.c_int32, "char": ct.c_char}
+
+
+@lru_cache(maxsize=None)
+def map_ctype(struct: str, maps_h: Path = MAPS_H):
+    """A key or value struct of the BPF maps, as ctypes, from probes/hakwatch_maps.h (bcc would make one
+    from the program's text too, by field names only; this one is the header's, checked against the C
+    compiler's layout by tests/unit/test_layout.py)."""
+    text = maps_h.read_text()
+    m = re.search(rf"struct {struct} \{{(.*?)\}};", _strip_comments(text), re.S)
+    if not m:
+        raise ValueError(f"{maps_h}: no struct {struct}")
+    fields = []
+    for line in filter(None, (x.strip() for x in m.group(1).splitlines())):
+        f = re.fullmatch(r"(__u64|__u32|__s32|char) (\w+)(?:\[(\w+)\])?;", line)
+        if not f:
+            raise ValueError(f"{maps_h}: cannot read the field {line!r} of struct {struct}")
+        t = _CTYPES[f.group(1)]
+        if f.group(3):
+            t = t * (int(f.group(3)) if f.group(3).isdigit() else int(_define(text, f.group(3), maps_h)))
+        fields.append((f.group(2), t))
+    return type(struct, (ct.Structure,), {"_fields_": fields})
+
+
 @lru_cache(maxsize=None)
 def state_map_ctype(layout: Layout | None = None):
     """struct hakmem_state_map: where a process's unflushed counts are (hakwatch/live.py)."""

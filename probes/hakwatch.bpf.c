@@ -28,46 +28,13 @@
 #include <uapi/linux/ptrace.h>
 #include <uapi/linux/sched.h>	/* CLONE_THREAD */
 
-/* linux/sched.h would define it, but parsing that header doubles the compile time, and so the time
- * hakwatch takes to start serving (1.9 s against 0.9 s). It is part of the kernel's ABI. */
-#define TASK_COMM_LEN 16
 #include "hakmem_counters.h"
 #include "hakwatch_maps.h"
-
-struct target {
-	u64 exited_ns;	/* 0 while alive */
-	char comm[TASK_COMM_LEN];
-	u32 inits;	/* init probes seen since watched: a seed read before an exec must not stay */
-};
-
-struct sc_key {
-	u32 pid;
-	u32 nr;		/* index into hakwatch's syscall list, not the syscall number */
-};
-
-struct sc_val {
-	u64 calls;
-	u64 bytes;
-	u64 sum_ns;
-	u64 hist[HAKWATCH_HIST_SLOTS];
-};
 
 struct inflight {
 	u64 start_ns;
 	u64 bytes;
 	u32 nr;
-};
-
-struct refill_key {
-	u32 pid;
-	u32 class_size;
-	u32 stage;
-	u32 slot;	/* log2 of nanoseconds */
-};
-
-struct refill_val {
-	u64 count;
-	u64 sum_ns;
 };
 
 BPF_HASH(targets, u32, struct target, MAX_TARGETS);
@@ -191,30 +158,9 @@ int on_refill(struct pt_regs *ctx)
 /* ---- profiles: who allocates, who holds, who makes the kernel work */
 
 #if PROFILE
-struct site_key {
-	u32 pid;
-	s32 stack;	/* in `stacks`, or HAKWATCH_STACK_LOST */
-	u32 event;	/* enum hakwatch_event */
-	u32 pad;
-};
 
-struct site_val {
-	u64 count;	/* events; for samples, the objects they stand for */
-	u64 bytes;	/* bytes; for samples, their weights */
-};
 
-struct live_key {
-	u32 pid;
-	u32 pad;
-	u64 addr;
-};
 
-struct live_val {
-	s32 stack;
-	u32 pad;
-	u64 objects;
-	u64 bytes;
-};
 
 BPF_STACK_TRACE(stacks, STACK_ENTRIES);
 BPF_HASH(sites, struct site_key, struct site_val, STACK_ENTRIES);

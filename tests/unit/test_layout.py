@@ -5,7 +5,7 @@ struct hakmem_counters and struct hakmem_totals (size and every field's offset).
 import ctypes as ct
 import subprocess
 
-from hakwatch.layout import PROBES_DIR, counters_ctype, load, totals_ctype
+from hakwatch.layout import PROBES_DIR, counters_ctype, load, map_ctype, state_map_ctype, totals_ctype
 
 
 def c_layout(tmp_path) -> dict[str, int]:
@@ -45,3 +45,41 @@ def test_name_lists_match_their_enums():
     assert fields["large_events"] == (len(lay.large_events),)
     assert fields["bytes"] == (len(lay.byte_counts),)
     assert len(lay.syscalls) == 6 and lay.hist_slots == 40
+
+
+def c_offsets(tmp_path, header: str, structs: dict[str, list[str]]) -> dict[str, int]:
+    """sizeof and offsetof as the C compiler has them, for these structs of a header of probes/."""
+    lines = []
+    for struct, fields in structs.items():
+        lines.append(f'printf("{struct} %zu\\n", sizeof(struct {struct}));')
+        lines += [f'printf("{struct}.{f} %zu\\n", offsetof(struct {struct}, {f}));' for f in fields]
+    src = tmp_path / "offsets.c"
+    src.write_text("\n".join(["#include <stddef.h>", "#include <stdio.h>", f'#include "{header}"',
+                              "int main(void) {", *lines, "return 0; }"]))
+    exe = tmp_path / "offsets"
+    subprocess.run(["cc", f"-I{PROBES_DIR}", str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines())}
+
+
+def python_offsets(types: dict[str, type]) -> dict[str, int]:
+    out = {}
+    for struct, t in types.items():
+        out[struct] = ct.sizeof(t)
+        out.update({f"{struct}.{f}": getattr(t, f).offset for f, _ in t._fields_})
+    return out
+
+
+def test_map_structs_are_the_c_compilers(tmp_path):
+    """The keys and values of the maps Python reads, as layout.py builds them from hakwatch_maps.h."""
+    from hakwatch.bpf import MAP_STRUCTS
+    names = {n for pair in MAP_STRUCTS.values() for n in pair if isinstance(n, str)}
+    types = {n: map_ctype(n) for n in names}
+    assert python_offsets(types) == c_offsets(tmp_path, "hakwatch_maps.h",
+                                              {n: [f for f, _ in t._fields_] for n, t in types.items()})
+
+
+def test_state_map_is_the_c_compilers(tmp_path):
+    t = state_map_ctype()
+    assert python_offsets({"hakmem_state_map": t}) == c_offsets(
+        tmp_path, "hakmem_counters.h", {"hakmem_state_map": [f for f, _ in t._fields_]})
