@@ -186,21 +186,27 @@ def test_an_unreadable_proc_entry_is_one_line():
     assert "process 1" in out and "permission denied" in out
 
 
-def test_a_probe_held_without_its_semaphore_by_another_tool_is_one_line(libhakmem):
+def test_a_probe_held_without_its_semaphore_by_another_tool_is_one_line(libhakmem, tmp_path):
     """Another tool's uprobe at flush's site without the semaphore: the kernel refuses hakwatch's with it
     (ref_ctr_offset mismatch) and libbcc would fall back to a tracefs uprobe that never fires and
     outlives hakwatch. hakwatch says so in one line and leaves nothing behind."""
     from bcc import BPF
 
-    from hakwatch.bpf import _attach_uprobe, _close_perf_event
-    flush = next(p for p in read_probes(libhakmem) if p.name == "flush")
+    from hakwatch.bpf import _attach_uprobe, _close_perf_event, _detach_uprobe
+    # a copy of the library of its own: were a hakwatch on the host (the packaged one) holding the
+    # suite's with the semaphore, the kernel would refuse the other tool's uprobe instead
+    lib = tmp_path / "libhakmem.so"
+    shutil.copy(libhakmem, lib)
+    flush = next(p for p in read_probes(lib) if p.name == "flush")
     other = BPF(text=b"int hit(struct pt_regs *ctx) { return 0; }")
-    fd = _attach_uprobe(other.load_func(b"hit", BPF.KPROBE).fd, 0, b"another_tool", str(libhakmem).encode(),
+    fd = _attach_uprobe(other.load_func(b"hit", BPF.KPROBE).fd, 0, b"another_tool", str(lib).encode(),
                         flush.offset, -1, 0)
-    assert fd >= 0
     try:
-        err = hakwatch_fails("attach", "--lib", str(libhakmem), "--listen", f"127.0.0.1:{free_port()}")
+        assert fd >= 0
+        err = hakwatch_fails("attach", "--lib", str(lib), "--listen", f"127.0.0.1:{free_port()}")
         assert "with its semaphore" in err and "ref_ctr_offset mismatch" in err, err
     finally:
-        _close_perf_event(fd)
+        if fd >= 0:
+            _close_perf_event(fd)
+        _detach_uprobe(b"another_tool")  # a tracefs fallback of libbcc's, if it made one, outlives fd
         other.cleanup()
