@@ -294,7 +294,7 @@ uint64_t hak_now_ns(void);
 /* ---- options.c */
 struct hak_options {
 	unsigned ss_lru_size;		/* HAKMEM_SS_LRU_SIZE: empty SuperSlabs kept mapped */
-	uint64_t ss_purge_delay_ns;	/* how long an LRU entry stays untouched before its pages are purged */
+	uint64_t ss_purge_delay_ns;	/* how long an LRU entry or a free large run idles before it goes back (HAKMEM_PURGE_DELAY_MS) */
 	char stats_path[4096];		/* HAKMEM_STATS, empty when unset */
 	unsigned thp;			/* HAKMEM_THP=1: ask for transparent huge pages for SuperSlabs */
 	unsigned heap_errors_report;	/* HAKMEM_HEAP_ERRORS=report: report misuse and go on (default abort) */

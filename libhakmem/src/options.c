@@ -61,6 +61,12 @@ void hak_options_init(void)
 	const char *v = env("HAKMEM_SS_LRU_SIZE");
 	if (v && parse_count(v, 4096, &hak_opt.ss_lru_size))
 		warn("HAKMEM_SS_LRU_SIZE", v, "expected a whole number of SuperSlabs from 0 to 4096; using 16");
+	v = env("HAKMEM_PURGE_DELAY_MS");
+	unsigned delay_ms;
+	if (v && parse_count(v, 3600000, &delay_ms))
+		warn("HAKMEM_PURGE_DELAY_MS", v, "expected a whole number of milliseconds from 0 to 3600000; using 1000");
+	else if (v)
+		hak_opt.ss_purge_delay_ns = (uint64_t)delay_ms * 1000000;
 	v = env("HAKMEM_THP");
 	if (v && parse_count(v, 1, &hak_opt.thp))
 		warn("HAKMEM_THP", v, "expected 0 or 1; using 0");

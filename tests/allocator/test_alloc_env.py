@@ -1,4 +1,4 @@
-"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_THP, HAKMEM_HEAP_ERRORS, HAKMEM_SAMPLE_INTERVAL, HAKMEM_SAMPLE_MAX_RATE) gives exactly
+"""Environment settings and output hygiene: a malformed HAKMEM_SS_LRU_SIZE (or HAKMEM_PURGE_DELAY_MS, HAKMEM_THP, HAKMEM_HEAP_ERRORS, HAKMEM_SAMPLE_INTERVAL, HAKMEM_SAMPLE_MAX_RATE) gives exactly
 one warning line on stderr and the program still runs right; a valid one gives none; nothing libhakmem prints
 ever goes to stdout; the exit status is the program's own."""
 
@@ -19,6 +19,7 @@ def reference(hak, prog):
 
 @pytest.mark.parametrize("name,value", [
     *(("HAKMEM_SS_LRU_SIZE", v) for v in ["abc", "-3", "99999999999999999999", "12abc", "1.5", "0x"]),
+    *(("HAKMEM_PURGE_DELAY_MS", v) for v in ["", "1s", "-1", "3600001", "0.5"]),
     *(("HAKMEM_THP", v) for v in ["2", "yes", "-1", ""]),
     *(("HAKMEM_HEAP_ERRORS", v) for v in ["", "Abort", "continue", "report "]),
     *(("HAKMEM_SAMPLE_INTERVAL", v) for v in ["", "2M", "-1", "1073741825", "1e6"]),
@@ -41,6 +42,7 @@ def test_malformed_lru_size_warns_once_in_a_threaded_program(hak, prog):
 
 
 @pytest.mark.parametrize("name,value", [*(("HAKMEM_SS_LRU_SIZE", v) for v in ["0", "1", "8", "64"]),
+                                        *(("HAKMEM_PURGE_DELAY_MS", v) for v in ["0", "250", "3600000"]),
                                         *(("HAKMEM_SAMPLE_INTERVAL", v) for v in ["0", "1", "4096", "1073741824"]),
                                         *(("HAKMEM_SAMPLE_MAX_RATE", v) for v in ["0", "1000000"])])
 def test_valid_setting_is_silent(hak, prog, reference, name, value):
