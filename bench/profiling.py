@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def measure(reps: int, quick: bool) -> dict:
-    from hakwatch.bpf import Probes
+    from hakwatch.attach.bpf import Probes
 
     unwatched = HAKMEM.with_name("libhakmem-unprofiled.so")  # same code, another inode: not watched
     unwatched.write_bytes(HAKMEM.read_bytes())

@@ -10,7 +10,7 @@ import click
 
 from hakwatch import __version__
 from hakwatch.errors import HakwatchError, friendly
-from hakwatch.groups import KEYS
+from hakwatch.read.groups import KEYS
 
 LISTEN = "127.0.0.1:10464"
 INSTALLED = ""  # --lib given without a path
@@ -69,7 +69,7 @@ def main(ctx, check):
       sudo hakwatch doctor                         # what this machine lacks, and the fix
     """
     if check:
-        from hakwatch.bpf import Probes
+        from hakwatch.attach.bpf import Probes
         with Probes(None):
             pass
         click.echo("hakwatch: BPF programs compiled and loaded; nothing attached")
@@ -106,21 +106,21 @@ def attach(pids, lib, all_copies, group_by, opts):
       sudo hakwatch attach --all          # every copy: each container image's own included
       curl -s 127.0.0.1:10464/metrics | grep hakmem_syscalls_total
     """
-    from hakwatch.targets import check_pid, comm_of, file_id, library_of, processes_mapping
+    from hakwatch.attach.targets import check_pid, comm_of, file_id, library_of, processes_mapping
     from hakwatch.watch import Watch, serve_all, serve_until_gone
 
     if (bool(pids) + (lib is not None) + all_copies) != 1:
         raise HakwatchError("give --pid PID (one or more), --lib [PATH] or --all", status=2)
     if lib == INSTALLED:
-        from hakwatch.targets import default_library
+        from hakwatch.attach.targets import default_library
         lib = str(default_library())
     if os.geteuid() != 0:
         raise HakwatchError("attaching needs root: run hakwatch with sudo")
     _stop_on_signals()
     opts = replace(opts, group_by=group_by or ("comm" if lib is not None else "pid"))
     if all_copies:
-        from hakwatch.discover import first_copy
-        from hakwatch.targets import default_library
+        from hakwatch.attach.discover import first_copy
+        from hakwatch.attach.targets import default_library
         first = first_copy() or str(default_library())  # a library to take the probes' layout from
         watch = Watch(first, opts, follow_init=True, label="", watch_execs=True)
         try:
@@ -177,9 +177,9 @@ def run(lib, summary, command, opts):
       sudo hakwatch run --summary /tmp/totals.json -- ./server --port 8080
       sudo HAKMEM_STATS=/tmp/own.json hakwatch run --summary /tmp/seen.json -- ./batch
     """
-    from hakwatch import stats
-    from hakwatch.library import library_version
-    from hakwatch.targets import default_library
+    from hakwatch.read import stats
+    from hakwatch.attach.library import library_version
+    from hakwatch.attach.targets import default_library
     from hakwatch.watch import Watch, run_command
 
     lib = os.path.abspath(lib) if lib else str(default_library())
@@ -202,10 +202,10 @@ def run(lib, summary, command, opts):
     sys.exit(return_code if return_code >= 0 else 128 - return_code)
 
 
-from hakwatch.doctor import doctor  # noqa: E402
-from hakwatch.probes_cmd import probes  # noqa: E402
-from hakwatch.profile_cmd import profile  # noqa: E402
-from hakwatch.top import snapshot, top  # noqa: E402
+from hakwatch.commands.doctor import doctor  # noqa: E402
+from hakwatch.commands.probes import probes  # noqa: E402
+from hakwatch.commands.profile import profile  # noqa: E402
+from hakwatch.commands.top import snapshot, top  # noqa: E402
 
 main.add_command(doctor)
 main.add_command(probes)

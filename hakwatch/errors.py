@@ -29,6 +29,9 @@ def friendly(fn):
             sys.exit(e.status)
         except KeyboardInterrupt:
             sys.exit(130)
+        except BrokenPipeError:  # `hakwatch probes ... | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            sys.exit(141)
         except OSError as e:
             where = f": {e.filename}" if e.filename else ""
             click.echo(f"hakwatch: {e.strerror or e}{where}", err=True)

@@ -1,4 +1,4 @@
-"""What hakwatch's root helpers share (hakwatch/symbolizer.py, hakwatch/live_helper.py): each is forked
+"""What hakwatch's root helpers share (hakwatch/profile/symbolizer.py, hakwatch/read/live_helper.py): each is forked
 while hakwatch is still root, keeps nothing but its end of a socket pair, and answers the unprivileged
 server's questions on it in length-prefixed frames (OpenSSH's privilege separation, in small)."""
 

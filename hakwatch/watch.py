@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import click
 
 from hakwatch.errors import HakwatchError
-from hakwatch.server import drop_privileges
+from hakwatch.export.server import drop_privileges
 
 RESCAN_S = 10.0  # attach --all: the backstop rescan of /proc, for execs the BPF map dropped
 
@@ -45,16 +45,16 @@ class Watch:
 
     def __init__(self, lib: str | None, opts: WatchOptions, *, follow_init=False, follow_fork=False, label=None,
                  watch_execs=False):
-        from hakwatch.bpf import Probes
-        from hakwatch.collector import HakwatchCollector
-        from hakwatch.live_helper import LiveHelper
-        from hakwatch.reader import Reader
-        from hakwatch.server import MetricsServer, parse_listen
+        from hakwatch.attach.bpf import Probes
+        from hakwatch.export.collector import HakwatchCollector
+        from hakwatch.read.live_helper import LiveHelper
+        from hakwatch.read.reader import Reader
+        from hakwatch.export.server import MetricsServer, parse_listen
 
         parse_listen(opts.listen)  # a garbage --listen or web configuration fails before anything is loaded
         web = None
         if opts.web_config:
-            from hakwatch.webconfig import load
+            from hakwatch.export.webconfig import load
             web = load(opts.web_config)
         self.probes = Probes(lib, max_targets=opts.max_targets, follow_init=follow_init, follow_fork=follow_fork,
                              detail_refill="refill" in opts.detail, watch_execs=watch_execs, profile=opts.profile)
@@ -63,7 +63,7 @@ class Watch:
             live = LiveHelper()  # forked now, while hakwatch is root
             self.reader = Reader(self.probes, opts.retention, live)
             if opts.profile:
-                from hakwatch.pprof_http import PprofEndpoints
+                from hakwatch.export.pprof_http import PprofEndpoints
                 pprof = PprofEndpoints(self.probes)
             self.server = MetricsServer(opts.listen, HakwatchCollector(self.reader, lib, label, opts.group_by), web, pprof)
         except BaseException:
@@ -104,7 +104,7 @@ def serve_all(watch: Watch, user: str):
     attaching uprobes, which needs root; serving HTTP must not run as root. So this process keeps root,
     stays off the network and only looks for copies, while a child it forks drops to --user and serves
     /metrics from the same kernel maps."""
-    from hakwatch.discover import Discovery
+    from hakwatch.attach.discover import Discovery
 
     discovery = Discovery(watch.probes, say)
     discovery.scan()

@@ -14,7 +14,7 @@ import urllib.request
 from collections import defaultdict
 
 from prometheus_client.parser import text_string_to_metric_families
-from hakwatch.layout import load
+from hakwatch.contract.layout import load
 
 
 def scrape(url):

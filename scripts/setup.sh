@@ -8,7 +8,7 @@
 #   3. tracefs mounted at /sys/kernel/tracing.
 #   4. A virtual environment in .venv from Debian's python3 with --system-site-packages (bcc's
 #      Python module comes only from Debian's python3-bpfcc), holding hakwatch and its test tools.
-#   5. hakwatch/profile_pb2.py generated (scripts/profile-proto.sh); libhakmem built.
+#   5. hakwatch/profile/profile_pb2.py generated (scripts/profile-proto.sh); libhakmem built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,7 @@ packages=(
 	python3-yaml python3-bcrypt openssl
 	# make deb (debian/): the packages' build and lintian, which make test runs
 	debhelper dh-python pybuild-plugin-pyproject python3-all lintian
-	# pprof profiles: protoc makes hakwatch/profile_pb2.py from pprof's own profile.proto (Debian's
+	# pprof profiles: protoc makes hakwatch/profile/profile_pb2.py from pprof's own profile.proto (Debian's
 	# copy); the tests read what hakwatch writes with go tool pprof
 	protobuf-compiler python3-protobuf golang-github-google-pprof-dev golang-go
 )

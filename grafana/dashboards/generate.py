@@ -2,7 +2,7 @@
 
     .venv/bin/python -m grafana.dashboards.generate     # rewrites grafana/dashboards/*.json
 
-Metric names come from hakwatch.metrics, the module the exporter itself uses. tests/grafana checks
+Metric names come from hakwatch.export.metrics, the module the exporter itself uses. tests/grafana checks
 that the JSON in the repository is what this script makes, and (end to end, against a real
 Prometheus) that every panel's query returns data.
 """
@@ -18,8 +18,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from hakwatch import metrics as m
-from hakwatch.layout import load
+from hakwatch.export import metrics as m
+from hakwatch.contract.layout import load
 
 OUT = Path(__file__).resolve().parent
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")

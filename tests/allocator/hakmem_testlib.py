@@ -1,6 +1,6 @@
 """Helpers of the allocator suite: run a program with or without libhakmem preloaded, read and check
 HAKMEM_STATS files (schema in libhakmem/STATS.md), size classes and names from probes/hakmem_counters.h
-as hakwatch reads it (hakwatch/layout.py).
+as hakwatch reads it (hakwatch/contract/layout.py).
 
 Imported by the test modules of tests/allocator/ (pytest puts this folder on sys.path)."""
 
@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hakwatch.layers import memory
-from hakwatch.layout import load, plain, words
+from hakwatch.read.layers import memory
+from hakwatch.contract.layout import load, plain, words
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -202,7 +202,7 @@ def check_stats_schema(s, pid=None):
 
 
 def superslabs_of_events(ev):
-    """SuperSlabs by state from the SuperSlab events alone, by hakwatch's arithmetic (hakwatch/layers.py)
+    """SuperSlabs by state from the SuperSlab events alone, by hakwatch's arithmetic (hakwatch/read/layers.py)
     on a counters block holding nothing else."""
     c = plain([0] * words(LAYOUT), LAYOUT)
     c.ss_events = [ev[name] for name in LAYOUT.ss_events]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hakwatch_helpers import HAKWATCH, free_port, start_known_syscalls, wait_for
-from hakwatch.usdt import read_probes
+from hakwatch.attach.usdt import read_probes
 
 UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,7 +192,7 @@ def test_a_probe_held_without_its_semaphore_by_another_tool_is_one_line(libhakme
     outlives hakwatch. hakwatch says so in one line and leaves nothing behind."""
     from bcc import BPF
 
-    from hakwatch.bpf import _attach_uprobe, _close_perf_event, _detach_uprobe
+    from hakwatch.attach.bpf import _attach_uprobe, _close_perf_event, _detach_uprobe
     # a copy of the library of its own: were a hakwatch on the host (the packaged one) holding the
     # suite's with the semaphore, the kernel would refuse the other tool's uprobe instead
     lib = tmp_path / "libhakmem.so"

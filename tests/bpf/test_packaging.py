@@ -49,7 +49,7 @@ def test_installed_package_loads_its_bpf_program(tmp_path):
     assert (site / "hakwatch" / "probes" / "hakwatch.bpf.c").is_file()
     assert (site / "hakwatch" / "probes" / "hakmem.d").is_file()
     env = dict(os.environ, PYTHONPATH=str(site))
-    where = subprocess.run([sys.executable, "-c", "from hakwatch.layout import PROBES_DIR; print(PROBES_DIR)"],
+    where = subprocess.run([sys.executable, "-c", "from hakwatch.contract.layout import PROBES_DIR; print(PROBES_DIR)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.strip() == str(site / "hakwatch" / "probes")
     check = subprocess.run([str(site / "bin" / "hakwatch"), "--check"], cwd=tmp_path, env=env,

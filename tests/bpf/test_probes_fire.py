@@ -9,8 +9,8 @@ import pytest
 
 BPF = pytest.importorskip("bcc", reason="bcc is not importable (python3-bpfcc, venv with --system-site-packages)").BPF
 
-from hakwatch.bpf import _attach_uprobe, _close_perf_event
-from hakwatch.usdt import read_probes
+from hakwatch.attach.bpf import _attach_uprobe, _close_perf_event
+from hakwatch.attach.usdt import read_probes
 
 COUNTER = """
 BPF_ARRAY(hits, u64, 16);

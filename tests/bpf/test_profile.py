@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hakwatch import profile_pb2
-from hakwatch.layout import load
+from hakwatch.profile import profile_pb2
+from hakwatch.contract.layout import load
 from hakwatch_helpers import HAKWATCH
 
 MIB = 1 << 20
@@ -173,8 +173,8 @@ def test_a_forgotten_process_leaves_no_sites_samples_or_stacks(sites, libhakmem)
     """Expiry (--retention) deletes a profiled process's sites and live samples, and the stacks no
     other process refers to: a long `attach --profile` does not fill its maps; a process still
     watched keeps all of its own."""
-    from hakwatch.bpf import Probes
-    from hakwatch.reader import Reader
+    from hakwatch.attach.bpf import Probes
+    from hakwatch.read.reader import Reader
 
     with Probes(str(libhakmem), follow_init=True, profile=True) as probes:
         gone, kept = sites(**SAMPLING), sites(**SAMPLING)
@@ -200,8 +200,8 @@ def test_a_sampled_block_freed_twice_is_a_double_free(libhakmem, c_program, kind
     of one is reported as a double free, like any other block's."""
     from bcc import BPF
 
-    from hakwatch.bpf import _attach_uprobe, _close_perf_event
-    from hakwatch.usdt import read_probes
+    from hakwatch.attach.bpf import _attach_uprobe, _close_perf_event
+    from hakwatch.attach.usdt import read_probes
     misuse = c_program(Path(__file__).parents[1] / "allocator" / "programs" / "misuse.c")
     site = next(p for p in read_probes(libhakmem) if p.name == "sample_alloc")
     taker = BPF(text=b"int hit(struct pt_regs *ctx) { return 0; }")

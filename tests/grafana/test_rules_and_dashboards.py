@@ -30,7 +30,7 @@ def test_churn_rules_count_the_churn_syscalls():
     rate the churn alert divides and the syscalls its description names."""
     import yaml
 
-    from hakwatch.layout import load
+    from hakwatch.contract.layout import load
     rules = {r.get("record") or r.get("alert"): r
              for g in yaml.safe_load((ALERTS / "hakwatch.rules.yml").read_text())["groups"] for r in g["rules"]}
     counted = re.fullmatch(r'.*\{syscall=~"([\w|]+)"\}.*', rules["hakmem:memory_syscalls:rate1m"]["expr"].strip())
@@ -59,7 +59,7 @@ def test_deployment_web_config_is_valid(tmp_path):
     """hakwatch's web-config.yml as shipped, with a real certificate and hash where it says to put them."""
     import bcrypt
 
-    from hakwatch.webconfig import load
+    from hakwatch.export.webconfig import load
     text = (ROOT / "deploy" / "web-config.yml").read_text()
     crt, key = make_cert(tmp_path)
     text = text.replace("/etc/hakwatch/hakwatch.crt", str(crt)).replace("/etc/hakwatch/hakwatch.key", str(key))

@@ -1,7 +1,7 @@
 /*
  * libhakmem's gauges (src/layers.c) on every unit counters block: each word of struct hakmem_counters
  * set to 1 alone, the rest 0. The gauges are linear in the counts, so these blocks pin them down whole;
- * tests/unit/test_layers_match_libhakmem.py holds hakwatch/layers.py to the numbers printed here.
+ * tests/unit/test_layers_match_libhakmem.py holds hakwatch/read/layers.py to the numbers printed here.
  *
  * Prints the block's word count, then one line a word: the word's index, live bytes of every slot
  * (the classes, then large blocks), every layer, mapped bytes, the resident estimate, SuperSlabs live,

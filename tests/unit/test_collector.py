@@ -11,11 +11,11 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hakwatch import stats
-from hakwatch.collector import HakwatchCollector
-from hakwatch.layout import load, totals_ctype
-from hakwatch.procfs import cgroup_of
-from hakwatch.reader import Reader
+from hakwatch.read import stats
+from hakwatch.export.collector import HakwatchCollector
+from hakwatch.contract.layout import load, totals_ctype
+from hakwatch.read.procfs import cgroup_of
+from hakwatch.read.reader import Reader
 
 
 SyscallKey = namedtuple("SyscallKey", "pid nr")

@@ -1,7 +1,7 @@
 """hakwatch doctor's checks against fake machine roots: each failure names what is missing and the fix
 that set-up applies (the headers link, the tracefs mount)."""
 
-from hakwatch import doctor
+from hakwatch.commands import doctor
 
 
 def test_root():

@@ -1,9 +1,9 @@
-"""Series per group (hakwatch/groups.py): a group's counters are its members' sum and never go down as
+"""Series per group (hakwatch/read/groups.py): a group's counters are its members' sum and never go down as
 members exit, expire or exec; its gauges are the sum over the members alive now."""
 
-from hakwatch.groups import Groups
-from hakwatch.layout import counters_ctype, flat, load
-from hakwatch.reader import Raw, kernel_words
+from hakwatch.read.groups import Groups
+from hakwatch.contract.layout import counters_ctype, flat, load
+from hakwatch.read.reader import Raw, kernel_words
 
 
 def member(pid, comm, allocs, frees, mmaps, inits=1, exited=False):

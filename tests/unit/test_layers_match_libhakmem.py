@@ -1,5 +1,5 @@
 """The layer arithmetic's two homes agree (DESIGN.md, "The memory layers"): libhakmem/src/layers.c,
-compiled here with a driver (layers_unit_vectors.c), and hakwatch/layers.py, on every unit counters
+compiled here with a driver (layers_unit_vectors.c), and hakwatch/read/layers.py, on every unit counters
 block. Both are linear in the counts, so agreeing on each word alone is agreeing on every block: every
 layer, live bytes by class and of large blocks, mapped bytes, the resident estimate, SuperSlabs by
 state. No root, no BPF: the suites that run both sides on a real process need both."""
@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hakwatch.layers import memory
-from hakwatch.layout import PROBES_DIR, load, plain, words
+from hakwatch.read.layers import memory
+from hakwatch.contract.layout import PROBES_DIR, load, plain, words
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "libhakmem" / "src"

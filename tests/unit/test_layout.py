@@ -1,11 +1,11 @@
-"""The contract's one home: hakwatch/layout.py reads probes/hakmem_counters.h and
+"""The contract's one home: hakwatch/contract/layout.py reads probes/hakmem_counters.h and
 probes/hakwatch_maps.h, and the ctypes mirror it builds has exactly the C compiler's layout of
 struct hakmem_counters and struct hakmem_totals (size and every field's offset)."""
 
 import ctypes as ct
 import subprocess
 
-from hakwatch.layout import PROBES_DIR, counters_ctype, load, map_ctype, state_map_ctype, totals_ctype
+from hakwatch.contract.layout import PROBES_DIR, counters_ctype, load, map_ctype, state_map_ctype, totals_ctype
 
 
 def c_layout(tmp_path) -> dict[str, int]:
@@ -72,7 +72,7 @@ def python_offsets(types: dict[str, type]) -> dict[str, int]:
 
 def test_map_structs_are_the_c_compilers(tmp_path):
     """The keys and values of the maps Python reads, as layout.py builds them from hakwatch_maps.h."""
-    from hakwatch.bpf import MAP_STRUCTS
+    from hakwatch.attach.bpf import MAP_STRUCTS
     names = {n for pair in MAP_STRUCTS.values() for n in pair if isinstance(n, str)}
     types = {n: map_ctype(n) for n in names}
     assert python_offsets(types) == c_offsets(tmp_path, "hakwatch_maps.h",

@@ -1,11 +1,11 @@
-"""Profiles (hakwatch/profiles.py, hakwatch/pprof.py) from hand-made stacks: the allocator's frames go,
+"""Profiles (hakwatch/profile/profiles.py, hakwatch/profile/pprof.py) from hand-made stacks: the allocator's frames go,
 the folded format is root first with the churn event as the root, pprof keeps names and values."""
 
 import gzip
 
-from hakwatch.pprof import to_folded, to_pprof
-from hakwatch.profiles import KINDS, Frame, Profile, _program_frames
-from hakwatch.symbols import Mapping
+from hakwatch.profile.pprof import to_folded, to_pprof
+from hakwatch.profile.profiles import KINDS, Frame, Profile, _program_frames
+from hakwatch.profile.symbols import Mapping
 
 HAK = Mapping(0x1000, 0x2000, 0, "/usr/lib/x86_64-linux-gnu/libhakmem.so.1")
 LIBC = Mapping(0x3000, 0x4000, 0, "/usr/lib/x86_64-linux-gnu/libc.so.6")
@@ -46,7 +46,7 @@ def test_folded_is_root_first_with_bytes_or_events():
 
 
 def test_pprof_keeps_names_values_labels_and_mappings():
-    from hakwatch import profile_pb2
+    from hakwatch.profile import profile_pb2
     p = profile_pb2.Profile()
     p.ParseFromString(gzip.decompress(to_pprof(profile("churn"))))
     s = p.string_table
@@ -61,8 +61,8 @@ def test_pprof_keeps_names_values_labels_and_mappings():
 
 
 def test_merged_processes_and_lost_stacks_keep_their_own_locations():
-    from hakwatch import profile_pb2
-    from hakwatch.profiles import LOST, merge
+    from hakwatch.profile import profile_pb2
+    from hakwatch.profile.profiles import LOST, merge
     other = Mapping(0x5000, 0x6000, 0, "/srv/other")  # the same addresses in another process's program
     a = profile("alloc")
     b = Profile(kind="alloc", sample_types=KINDS["alloc"], mappings=[other], start_ns=1, duration_ns=2,

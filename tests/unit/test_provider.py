@@ -1,4 +1,4 @@
-"""probes/hakmem.d as hakwatch reads it (hakwatch/provider.py): each probe's argument count is what
+"""probes/hakmem.d as hakwatch reads it (hakwatch/contract/provider.py): each probe's argument count is what
 dtrace, which libhakmem's build runs on the same file, makes of it; and a library whose flush probe
 hands over another number of arguments is refused with the message that says to rebuild it."""
 
@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from hakwatch.bpf import hakmem_sites
+from hakwatch.attach.bpf import hakmem_sites
 from hakwatch.errors import HakwatchError
-from hakwatch.provider import PROVIDER_D, argument_counts
+from hakwatch.contract.provider import PROVIDER_D, argument_counts
 
 
 def test_argument_counts_are_dtraces(tmp_path):

@@ -1,9 +1,9 @@
-"""`hakwatch top` and `snapshot` (hakwatch/top.py) on two made-up reads of a target: the syscalls per
+"""`hakwatch top` and `snapshot` (hakwatch/commands/top.py) on two made-up reads of a target: the syscalls per
 thousand allocations are the churn alert's ratio, of the syscalls probes/hakwatch_maps.h names for it
 (mincore, which only looks, is left out)."""
-from hakwatch.layout import load
-from hakwatch.reader import SyscallTotals, Target
-from hakwatch.top import view
+from hakwatch.contract.layout import load
+from hakwatch.read.reader import SyscallTotals, Target
+from hakwatch.commands.top import view
 
 
 def read(allocs: int, calls: int) -> Target:

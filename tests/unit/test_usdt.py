@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from hakwatch.errors import HakwatchError
-from hakwatch.usdt import argument_expressions, read_probes
+from hakwatch.attach.usdt import argument_expressions, read_probes
 
 
 def test_probes_match_readelf(libhakmem):

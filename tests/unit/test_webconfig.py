@@ -1,4 +1,4 @@
-"""--web.config.file (hakwatch/webconfig.py): exporter-toolkit's format is read as node_exporter reads
+"""--web.config.file (hakwatch/export/webconfig.py): exporter-toolkit's format is read as node_exporter reads
 it, everything hakwatch does not do is refused by name, and basic auth checks bcrypt hashes."""
 
 import base64
@@ -9,7 +9,7 @@ import pytest
 from certs import make_cert
 
 from hakwatch.errors import HakwatchError
-from hakwatch.webconfig import load
+from hakwatch.export.webconfig import load
 
 
 def basic(user, password):

@@ -4,17 +4,17 @@ enough ago.
 One `read()` walks every map once (and reads each live target's /proc/PID/status); the collector,
 `run --summary`, `snapshot` and `top` all use it. `read_raw()` stops at flat lists, for groups.
 
-A live process's allocator counts are its state as of now, read from its memory (hakwatch/live.py,
-through a privileged helper when the server runs unprivileged: hakwatch/live_helper.py); an exited
+A live process's allocator counts are its state as of now, read from its memory (hakwatch/read/live.py,
+through a privileged helper when the server runs unprivileged: hakwatch/read/live_helper.py); an exited
 process's, or one whose memory cannot be read, are what its flushes handed the BPF program.
 """
 
 import time
 from dataclasses import dataclass, field, replace
 
-from hakwatch.layers import Memory, balanced, memory, routes
-from hakwatch.layout import flat, load, plain
-from hakwatch.procfs import cgroup_of, resident_memory
+from hakwatch.read.layers import Memory, balanced, memory, routes
+from hakwatch.contract.layout import flat, load, plain
+from hakwatch.read.procfs import cgroup_of, resident_memory
 
 READ_ATTEMPTS = 4
 
@@ -47,7 +47,7 @@ class Target:
     resident: dict[str, int] | None = None  # the kernel's RSS by kind (/proc/PID/status), live processes only
     cgroup: str = ""                        # its control group: the container or service it runs in
     inits: int = 0                          # images of this pid seen (an exec starts the counts over)
-    members: int = 1                        # processes in it: more when it is a group (hakwatch/groups.py)
+    members: int = 1                        # processes in it: more when it is a group (hakwatch/read/groups.py)
 
     @property
     def total_allocs(self) -> int:
@@ -64,7 +64,7 @@ def _comm(raw) -> str:
 @dataclass
 class Raw:
     """A process as the maps hold it, in flat lists: cheap to compare and to add (a group sums its
-    members' word by word, hakwatch/groups.py)."""
+    members' word by word, hakwatch/read/groups.py)."""
     pid: int
     comm: str
     exited_ns: int = 0
@@ -139,7 +139,7 @@ class Reader:
         # is neither converted nor checked again, and a group sees it is the same list.
         self.blocks: dict[int, tuple[bytes, list[int]]] = {}
         self.targets: dict[int, tuple] = {}  # pid -> the words, kernel view and Target last built from them
-        # Called with the final Raws of the processes expire() is about to forget (hakwatch/groups.py
+        # Called with the final Raws of the processes expire() is about to forget (hakwatch/read/groups.py
         # keeps their counts in their group).
         self.before_forgetting = None
 

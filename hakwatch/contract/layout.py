@@ -13,9 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
-# Installed (pip install .), the package data; in a checkout, the repository's probes/.
-PROBES_DIR = next(d for d in (Path(__file__).resolve().parent / "probes", Path(__file__).resolve().parent.parent / "probes")
-                  if (d / "hakwatch.bpf.c").exists())
+# Installed (pip install .), the package data (hakwatch/probes); in a checkout, the repository's probes/.
+_PACKAGE = Path(__file__).resolve().parent.parent
+PROBES_DIR = next(d for d in (_PACKAGE / "probes", _PACKAGE.parent / "probes") if (d / "hakwatch.bpf.c").exists())
 COUNTERS_H = PROBES_DIR / "hakmem_counters.h"
 MAPS_H = PROBES_DIR / "hakwatch_maps.h"
 
@@ -182,7 +182,7 @@ def map_ctype(struct: str, maps_h: Path = MAPS_H):
 
 @lru_cache(maxsize=None)
 def state_map_ctype(layout: Layout | None = None):
-    """struct hakmem_state_map: where a process's unflushed counts are (hakwatch/live.py)."""
+    """struct hakmem_state_map: where a process's unflushed counts are (hakwatch/read/live.py)."""
     return type("StateMap", (ct.Structure,), {"_fields_": [(n, ct.c_uint64) for n in (layout or load()).state_map]})
 
 
@@ -193,7 +193,7 @@ def words(layout: Layout | None = None) -> int:
 
 def flat(c) -> list[int]:
     """A counters block (the ctypes mirror) as one list of its words, field after field: cheap to
-    compare and to add (hakwatch/groups.py sums blocks word by word)."""
+    compare and to add (hakwatch/read/groups.py sums blocks word by word)."""
     return array("Q", bytes(c)).tolist()
 
 

@@ -13,8 +13,8 @@ import time
 import click
 
 from hakwatch.errors import friendly
-from hakwatch.layout import load
-from hakwatch.reader import Target
+from hakwatch.contract.layout import load
+from hakwatch.read.reader import Target
 
 MIB = 1 << 20
 
@@ -79,10 +79,10 @@ def render(v: dict) -> str:
 
 
 def _open(pid_text: str):
-    from hakwatch.bpf import Probes
+    from hakwatch.attach.bpf import Probes
     from hakwatch.errors import HakwatchError
-    from hakwatch.reader import Reader
-    from hakwatch.targets import check_pid, comm_of, library_of
+    from hakwatch.read.reader import Reader
+    from hakwatch.attach.targets import check_pid, comm_of, library_of
 
     pid = check_pid(pid_text)
     mapping = library_of(pid)
@@ -95,7 +95,7 @@ def _open(pid_text: str):
     except BaseException:
         probes.close()
         raise
-    from hakwatch.live import LiveReadings
+    from hakwatch.read.live import LiveReadings
     return pid, probes, Reader(probes, retention_s=3600, live=LiveReadings())
 
 

@@ -2,8 +2,8 @@
 
 import json
 
-from hakwatch.layout import load
-from hakwatch.reader import Target
+from hakwatch.contract.layout import load
+from hakwatch.read.reader import Target
 
 
 def to_stats(t: Target, version: str) -> dict:

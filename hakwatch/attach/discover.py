@@ -12,8 +12,8 @@ import os
 import time
 
 from hakwatch.errors import HakwatchError
-from hakwatch.targets import comm_of, file_id, file_mappings, pids
-from hakwatch.usdt import read_probes
+from hakwatch.attach.targets import comm_of, file_id, file_mappings, pids
+from hakwatch.attach.usdt import read_probes
 
 EXEC_SETTLE_NS = 50_000_000  # an exec'd process has mapped its libraries (ld.so) by then
 

@@ -13,8 +13,8 @@ leaf end of each stack: a profile says which of the program's code did it.
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from hakwatch.layout import load
-from hakwatch.symbols import Mapping
+from hakwatch.contract.layout import load
+from hakwatch.profile.symbols import Mapping
 
 KINDS = {
     "alloc": (("alloc_objects", "count"), ("alloc_space", "bytes")),

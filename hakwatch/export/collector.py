@@ -3,7 +3,7 @@ families with the names and labels of DESIGN.md (client_python's custom collecto
 
 Every family is a row of FAMILIES: its name, type, help, the labels after the row's own (pid and comm,
 or the group's key), and what one process or group gives it. Rows come from the Reader, one per pid,
-or from hakwatch/groups.py, one per group: series per pid are a grouping whose key is the pid.
+or from hakwatch/read/groups.py, one per group: series per pid are a grouping whose key is the pid.
 """
 
 import os
@@ -13,11 +13,12 @@ from typing import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from hakwatch import __version__, metrics as m
-from hakwatch.groups import Groups
-from hakwatch.layout import load
-from hakwatch.library import library_version
-from hakwatch.reader import Reader, Target
+from hakwatch import __version__
+from hakwatch.export import metrics as m
+from hakwatch.read.groups import Groups
+from hakwatch.contract.layout import load
+from hakwatch.attach.library import library_version
+from hakwatch.read.reader import Reader, Target
 
 
 # Buckets exported: 512 ns .. ~1 s. The kernel keeps all 40 log2 slots; faster calls fall in the first
@@ -121,7 +122,7 @@ FAMILIES = (
 
 class HakwatchCollector:
     def __init__(self, reader: Reader, library: str | None, label: str | None = None, group_by: str = "pid"):
-        """`group_by`: "pid" for series per process (labels pid and comm), else a key of hakwatch/groups.py
+        """`group_by`: "pid" for series per process (labels pid and comm), else a key of hakwatch/read/groups.py
         (series per group, labelled by the key; grouped by comm, the label is comm, so the rules and
         dashboards that sum by pid and comm keep working)."""
         self.reader = reader

@@ -25,8 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from hakwatch.layers import gauge_factors
-from hakwatch.layout import Layout, load, state_map_ctype, totals_ctype, words
+from hakwatch.read.layers import gauge_factors
+from hakwatch.contract.layout import Layout, load, state_map_ctype, totals_ctype, words
 
 ATTEMPTS = 4           # readings of a busy process per scrape before the last good one stands
 RETRY_S = 0.0005       # after a seq found odd: long enough for a flush or a thread start to finish
@@ -349,8 +349,8 @@ class LiveReadings:
 
     def _open(self, pid: int) -> ProcessReader | str | None:
         from hakwatch.errors import HakwatchError
-        from hakwatch.library import state_map_address
-        from hakwatch.targets import library_of
+        from hakwatch.attach.library import state_map_address
+        from hakwatch.attach.targets import library_of
         try:
             mapping = library_of(pid)
             if mapping is None:

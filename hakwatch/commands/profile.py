@@ -1,5 +1,5 @@
 """`hakwatch profile`: watch one process for a while and write who allocated, who holds and who made
-the allocator and the kernel work, as a pprof profile or folded stacks (hakwatch/profiles.py)."""
+the allocator and the kernel work, as a pprof profile or folded stacks (hakwatch/profile/profiles.py)."""
 
 import os
 import sys
@@ -9,8 +9,8 @@ import time
 import click
 
 from hakwatch.errors import HakwatchError, friendly
-from hakwatch.pprof import FORMATS, write
-from hakwatch.profiles import KINDS
+from hakwatch.profile.pprof import FORMATS, write
+from hakwatch.profile.profiles import KINDS
 
 
 @click.command()
@@ -36,10 +36,10 @@ def profile(pid, duration, kind, fmt, output):
 
 
 def _profile(pid_text, duration, kind, fmt, output):
-    from hakwatch.bpf import Probes
-    from hakwatch.profiles import build
-    from hakwatch.symbols import ProcessSymbols
-    from hakwatch.targets import alive, check_pid, comm_of, library_of
+    from hakwatch.attach.bpf import Probes
+    from hakwatch.profile.profiles import build
+    from hakwatch.profile.symbols import ProcessSymbols
+    from hakwatch.attach.targets import alive, check_pid, comm_of, library_of
 
     pid = check_pid(pid_text)
     mapping = library_of(pid)

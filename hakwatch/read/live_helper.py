@@ -1,4 +1,4 @@
-"""Live readings for an unprivileged server (hakwatch/live.py): reading another user's memory needs
+"""Live readings for an unprivileged server (hakwatch/read/live.py): reading another user's memory needs
 root, and hakwatch's HTTP server never runs as root. So a helper, forked while hakwatch is still root,
 reads the watched processes' memory at each scrape and answers with their counts. The server names
 only pids (of its targets map): where to read, and what, the helper finds itself in each process's
@@ -13,7 +13,7 @@ import threading
 from array import array
 
 from hakwatch.helper_ipc import become_helper, end_helper, recv_frame, recv_json, send_frame, send_json
-from hakwatch.layout import load, words
+from hakwatch.contract.layout import load, words
 
 UNCHANGED, READ = 0, 1
 ENTRY = struct.Struct("<II")  # pid, UNCHANGED or READ (then the counters block's words)
@@ -69,7 +69,7 @@ def _helper(sock: socket.socket):
     """The helper's loop (never returns: whatever happens, the child must not go on as the server)."""
     status = 0
     try:
-        from hakwatch.live import LiveReadings
+        from hakwatch.read.live import LiveReadings
         become_helper({sock.fileno()})
         readings, sent = LiveReadings(load()), {}
         while True:

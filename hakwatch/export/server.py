@@ -87,7 +87,7 @@ class MetricsServer:
     anything long-lived); serving starts with `start()` on a daemon thread."""
 
     def __init__(self, listen: str, collector, web=None, pprof=None):
-        """`pprof`: the /debug/pprof endpoints (hakwatch/pprof_http.py), or None."""
+        """`pprof`: the /debug/pprof endpoints (hakwatch/export/pprof_http.py), or None."""
         host, port = parse_listen(listen)
         self.pprof = pprof
         registry = CollectorRegistry(auto_describe=False)

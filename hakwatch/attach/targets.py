@@ -17,7 +17,7 @@ from hakwatch.errors import HakwatchError
 
 # Where the library is when nobody says: this checkout's build, then where packages and `make
 # install`-style set-ups put it.
-LIBRARY_PLACES = (Path(__file__).resolve().parent.parent / "libhakmem" / "build" / "libhakmem.so",
+LIBRARY_PLACES = (Path(__file__).resolve().parents[2] / "libhakmem" / "build" / "libhakmem.so",
                   Path("/usr/lib") / (sysconfig.get_config_var("MULTIARCH") or "") / "libhakmem.so.1",
                   Path("/usr/local/lib/libhakmem.so"))
 NEEDLE = "libhakmem"

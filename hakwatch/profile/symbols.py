@@ -7,7 +7,7 @@ import bisect
 import os
 from dataclasses import dataclass
 
-from hakwatch.targets import alive
+from hakwatch.attach.targets import alive
 
 
 @dataclass(frozen=True)

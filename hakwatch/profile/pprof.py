@@ -1,8 +1,8 @@
-"""A profile (hakwatch/profiles.py) in the formats people read them with:
+"""A profile (hakwatch/profile/profiles.py) in the formats people read them with:
 
   pprof    gzip-compressed protobuf of pprof's profile.proto (go tool pprof, Pyroscope, Grafana, Parca),
            encoded by the protobuf library with the module protoc generates from pprof's own
-           profile.proto (hakwatch/profile_pb2.py, made by set-up from Debian's copy of it)
+           profile.proto (hakwatch/profile/profile_pb2.py, made by set-up from Debian's copy of it)
   folded   one line per stack, root first, `;` between frames, then its value: flame graph tools'
            input (flamegraph.pl, inferno, speedscope)
 """
@@ -10,17 +10,17 @@
 import gzip
 
 from hakwatch.errors import HakwatchError
-from hakwatch.profiles import Profile
+from hakwatch.profile.profiles import Profile
 
 FORMATS = ("pprof", "folded")
 
 
 def load_profile_proto():
     try:
-        from hakwatch import profile_pb2
+        from hakwatch.profile import profile_pb2
     except ImportError as e:
         raise HakwatchError(f"cannot write pprof profiles ({e}): run `make setup`, which generates "
-                            "hakwatch/profile_pb2.py from pprof's profile.proto with protoc") from None
+                            "hakwatch/profile/profile_pb2.py from pprof's profile.proto with protoc") from None
     return profile_pb2
 
 

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from hakwatch.layout import PROBES_DIR, _strip_comments
+from hakwatch.contract.layout import PROBES_DIR, _strip_comments
 
 PROVIDER_D = PROBES_DIR / "hakmem.d"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter, mul
 
-from hakwatch.layout import Layout, plain, words
+from hakwatch.contract.layout import Layout, plain, words
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def balanced(lay: Layout, words_: list[int]) -> bool:
 def gauge_factors(lay: Layout) -> tuple[tuple[int, ...], ...]:
     """Every layer, then each class's live bytes (large last), then the mapped bytes, as linear functions
     of the counters' words (every gauge is one): one row of factors each, found by evaluating memory()
-    on each word alone. hakwatch/live.py checks a reading with them in one matrix product."""
+    on each word alone. hakwatch/read/live.py checks a reading with them in one matrix product."""
     n, columns = words(lay), []
     for i in range(n):
         unit = [0] * n

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass, replace
 from operator import add, sub
 
-from hakwatch.layers import memory
-from hakwatch.layout import load, plain, words
-from hakwatch.reader import Raw, Target, kernel_words, target_of
+from hakwatch.read.layers import memory
+from hakwatch.contract.layout import load, plain, words
+from hakwatch.read.reader import Raw, Target, kernel_words, target_of
 
 KEYS = ("pid", "comm", "exe", "unit", "cgroup")
 UNIT = re.compile(r"([^/]+\.(?:service|scope))(?:/|$)")

@@ -12,7 +12,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from hakwatch.errors import HakwatchError
-from hakwatch.layout import load, totals_ctype
+from hakwatch.contract.layout import load, totals_ctype
 
 TOTALS_SYMBOL = "hakmem_totals"
 VERSION_SYMBOL = "hakmem_version"
@@ -71,7 +71,7 @@ def _symbol_value(file_id: tuple[int, int], path: str, name: str) -> int | None:
 
 
 def state_map_address(mapping) -> int | None:
-    """Where the process's `hakmem_state_map` is (hakwatch/live.py); None for a libhakmem without one."""
+    """Where the process's `hakmem_state_map` is (hakwatch/read/live.py); None for a libhakmem without one."""
     st = os.stat(mapping.file)
     value = _symbol_value((st.st_dev, st.st_ino), mapping.file, load().state_map_symbol)
     return mapping.start + value if value is not None else None

@@ -15,13 +15,13 @@ import socket
 
 from hakwatch.errors import HakwatchError
 from hakwatch.helper_ipc import become_helper, end_helper, recv_json, send_json
-from hakwatch.symbols import Mapping
+from hakwatch.profile.symbols import Mapping
 
 POLL_S = 0.5  # how often the helper looks for new targets: a process living less may go unnamed
 
 
 class RemoteSymbols:
-    """One process's symbols through the helper: what hakwatch/profiles.py asks of ProcessSymbols."""
+    """One process's symbols through the helper: what hakwatch/profile/profiles.py asks of ProcessSymbols."""
 
     def __init__(self, symbolizer: "Symbolizer", pid: int):
         self.symbolizer, self.pid, self.mappings = symbolizer, pid, []
@@ -62,7 +62,7 @@ class Symbolizer:
 
 def _helper(sock: socket.socket, targets, keep: set[int]):
     """The helper's loop (never returns)."""
-    from hakwatch.symbols import ProcessSymbols
+    from hakwatch.profile.symbols import ProcessSymbols
 
     status = 0
     try:

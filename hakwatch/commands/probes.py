@@ -24,12 +24,12 @@ def probes(path, pid, as_json):
 
 
 def _list(path, pid, as_json):
-    from hakwatch.usdt import read_probes
+    from hakwatch.attach.usdt import read_probes
 
     if bool(path) == bool(pid):
         raise HakwatchError("give a library PATH or --pid PID", status=2)
     if pid:
-        from hakwatch.targets import check_pid, file_mappings
+        from hakwatch.attach.targets import check_pid, file_mappings
 
         check_pid(str(pid))
         found = []

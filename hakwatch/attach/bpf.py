@@ -16,17 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from hakwatch.errors import HakwatchError
-from hakwatch.layout import PROBES_DIR, map_ctype, totals_ctype
-from hakwatch.library import read_totals
-from hakwatch.provider import argument_counts
-from hakwatch.targets import alive
-from hakwatch.usdt import argument_expressions, read_probes
+from hakwatch.contract.layout import PROBES_DIR, map_ctype, totals_ctype
+from hakwatch.attach.library import read_totals
+from hakwatch.contract.provider import argument_counts
+from hakwatch.attach.targets import alive
+from hakwatch.attach.usdt import argument_expressions, read_probes
 
 BPF_SOURCE = PROBES_DIR / "hakwatch.bpf.c"
 # The allocator's counts, SuperSlab and large-block events included, all come through `flush`; the
 # per-event probes are there for bpftrace and for stacks.
 HAKMEM_PROBES = ("init", "flush")
-# Profiles (hakwatch/profiles.py): allocation samples and the slow-path events, each with its stack.
+# Profiles (hakwatch/profile/profiles.py): allocation samples and the slow-path events, each with its stack.
 # sample_free first: a sample freed between the two attaches would stay in `live` for ever.
 PROFILE_PROBES = ("sample_free", "sample_alloc", "ss_map", "ss_unmap", "ss_lru_evict", "ss_madvise",
                   "large_map", "large_unmap")

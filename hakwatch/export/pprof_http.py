@@ -7,7 +7,7 @@ Go program's, next to /metrics.
   /debug/pprof/churn    who made the allocator and the kernel work (churn)
 
 Every watched process in one profile (each sample labelled with its pid), or `?pid=PID` for one.
-Symbols come from the root helper (hakwatch/symbolizer.py): the server itself runs unprivileged.
+Symbols come from the root helper (hakwatch/profile/symbolizer.py): the server itself runs unprivileged.
 """
 
 import threading
@@ -15,9 +15,9 @@ import time
 from urllib.parse import parse_qs
 
 from hakwatch.errors import HakwatchError
-from hakwatch.pprof import load_profile_proto, to_pprof
-from hakwatch.profiles import build, merge, read
-from hakwatch.symbolizer import RemoteSymbols, Symbolizer
+from hakwatch.profile.pprof import load_profile_proto, to_pprof
+from hakwatch.profile.profiles import build, merge, read
+from hakwatch.profile.symbolizer import RemoteSymbols, Symbolizer
 
 PATHS = {"/debug/pprof/allocs": "alloc", "/debug/pprof/heap": "inuse", "/debug/pprof/churn": "churn"}
 

@@ -1,0 +1,1 @@
+"""Finding processes and the libhakmem they map, and attaching the BPF program to them."""

@@ -1,0 +1,1 @@
+"""The commands beside attach and run: top and snapshot, doctor, profile, probes."""
