@@ -60,7 +60,7 @@ class Watch:
                              detail_refill="refill" in opts.detail, watch_execs=watch_execs, profile=opts.profile)
         pprof = live = None
         try:
-            live = LiveHelper()  # forked now, while hakwatch is root
+            live = LiveHelper(self.probes)  # forked now, while hakwatch is root
             self.reader = Reader(self.probes, opts.retention, live)
             if opts.profile:
                 from hakwatch.export.pprof_http import PprofEndpoints

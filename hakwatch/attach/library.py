@@ -6,7 +6,6 @@ so that its counters and gauges are exact from the first scrape)."""
 import ctypes as ct
 import os
 import time
-from functools import lru_cache
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -60,20 +59,28 @@ def totals_address(mapping) -> int:
     return mapping.start + sym["st_value"]
 
 
-@lru_cache(maxsize=64)
-def _symbol_value(file_id: tuple[int, int], path: str, name: str) -> int | None:
-    """A symbol's value in a library file, by the file's identity: a host's thousand processes mapping
-    one libhakmem parse it once."""
-    f, elf = _open_elf(path)
-    with f:
-        sym = _symbol(elf, name)
-    return sym["st_value"] if sym is not None else None
+_symbol_values: dict[tuple[tuple[int, int], str], int | None] = {}
+
+
+def _symbol_value(path: str, name: str) -> int | None:
+    """A symbol's value in a library file, looked up once per file (its device and inode): a host's
+    thousand processes mapping one libhakmem parse it once."""
+    st = os.stat(path)
+    key = ((st.st_dev, st.st_ino), name)
+    if key not in _symbol_values:
+        f, elf = _open_elf(path)
+        with f:
+            try:
+                sym = _symbol(elf, name)
+            except ELFError as e:
+                raise HakwatchError(f"{path} is not an ELF file ({e})") from None
+        _symbol_values[key] = sym["st_value"] if sym is not None else None
+    return _symbol_values[key]
 
 
 def state_map_address(mapping) -> int | None:
     """Where the process's `hakmem_state_map` is (hakwatch/read/live.py); None for a libhakmem without one."""
-    st = os.stat(mapping.file)
-    value = _symbol_value((st.st_dev, st.st_ino), mapping.file, load().state_map_symbol)
+    value = _symbol_value(mapping.file, load().state_map_symbol)
     return mapping.start + value if value is not None else None
 
 

@@ -31,6 +31,8 @@ from hakwatch.contract.layout import Layout, load, state_map_ctype, totals_ctype
 ATTEMPTS = 4           # readings of a busy process per scrape before the last good one stands
 RETRY_S = 0.0005       # after a seq found odd: long enough for a flush or a thread start to finish
 GARBAGE = 1 << 62      # no count of a real process comes near: a larger one is garbage (and would overflow the checks)
+MAX_CACHE_BYTES = 1 << 16   # a thread's cache is ~6 KiB: a state map that says more is garbage
+MAX_READ_BYTES = 256 << 20  # a reading of one process at most (twice every thread cache): 10,000 threads
 USER_TOP = 1 << 47     # x86-64 user addresses lie below
 IOV_MAX = 1024
 
@@ -125,7 +127,7 @@ def _fields(lay: Layout, m) -> _Fields:
              "returned": 4 * classes, "sample_left": 8, "sample_base": 8, "flush_seq": 8}
     for name, size in sizes.items():
         offset = getattr(m, f"cache_{name}")
-        if offset + size > m.cache_bytes or offset % (8 if size % 8 == 0 else 4):
+        if offset + size > m.cache_bytes or offset % (4 if name in ("limit", "room", "flushed_len", "returned") else 8):
             raise Corrupt(f"the thread cache's {name} lies beyond its {m.cache_bytes} bytes or is misaligned")
     span = lambda name: (getattr(m, f"cache_{name}"), getattr(m, f"cache_{name}") + sizes[name])  # noqa: E731
     return _Fields(allocs=slice(index["allocs"], index["allocs"] + classes),
@@ -155,10 +157,12 @@ def thread_counts(caches: np.ndarray, f: _Fields) -> tuple[np.ndarray, np.ndarra
     handed = (c[:, f.refill_objects] + c[:, f.frees] - _u32(caches, f.returned)
               - (length - _u32(caches, f.flushed_len)))
     c[:, f.allocs] += handed
-    left = _u64(caches, (f.sample_left, f.sample_left + 8))[:, 0].astype(np.int64)
-    base = _u64(caches, (f.sample_base, f.sample_base + 8))[:, 0].astype(np.int64)
-    c[:, f.requested] += base - left
-    possible = (handed >= 0).all(axis=1) & (base >= left) & (c >= 0).all(axis=1)
+    # what the countdown counted since it was last settled: u64 arithmetic, as the allocator's, read as
+    # signed (a failed allocation takes its bytes back before the next settling)
+    left = _u64(caches, (f.sample_left, f.sample_left + 8))[:, 0]
+    base = _u64(caches, (f.sample_base, f.sample_base + 8))[:, 0]
+    c[:, f.requested] += (base - left).view(np.int64)
+    possible = (handed >= 0).all(axis=1) & (c >= 0).all(axis=1) & (c < GARBAGE).all(axis=1)
     return c, possible
 
 
@@ -172,6 +176,8 @@ def consistent(lay: Layout, counts: np.ndarray) -> bool:
     """What a reading must pass to be shown: every layer and every class's live bytes >= 0, and the layers
     add up to the mapped bytes (as every complete set of flushes does)."""
     factors, layers = _checks(lay)
+    if np.abs(factors.astype(np.float64) @ counts).max() >= GARBAGE:  # counts no process has: int64 would overflow
+        return False
     g = factors @ counts
     return bool((g[:-1] >= 0).all() and g[:layers].sum() == g[-1])
 
@@ -192,7 +198,7 @@ class ProcessReader:
         self.exited = _address(m.exited, "the exited batch's address")
         self.threads = _address(m.threads, "the thread list's address")
         self.changes = _address(m.thread_changes, "the thread list's change count's address")
-        if m.cache_bytes > 1 << 20 or max(m.heap_next, m.heap_cache) > 1 << 16:
+        if m.cache_bytes > MAX_CACHE_BYTES or max(m.heap_next, m.heap_cache) > 1 << 16:
             raise Corrupt("its state map gives sizes no libhakmem has")
         self.map, self.f = m, _fields(self.lay, m)
         self.totals_bytes = ct.sizeof(totals_ctype(self.lay))
@@ -209,8 +215,8 @@ class ProcessReader:
 
     def _state(self) -> tuple[int, bytes]:
         raw = self.state.read()
-        if raw is None:
-            raise Corrupt("its totals or thread list are not mapped")
+        if raw is None:  # unmapped: the process exec'd (its next image is opened anew) or is exiting
+            raise Gone()
         return int.from_bytes(raw[:8], "little"), raw[8:]
 
     def _walk(self) -> tuple[bytes, list[int]] | None:
@@ -238,15 +244,17 @@ class ProcessReader:
                     raise Corrupt(f"a thread's heap at {heap:#x} is not mapped")
                 heap, cache = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
                 caches.append(_address(cache, "a thread's cache"))
+            if len(set(caches)) != len(caches) or 2 * len(caches) * m.cache_bytes > MAX_READ_BYTES:
+                raise Corrupt(f"its {len(caches)} threads' caches overlap or are too many to read")
         except Corrupt:
             if self._state() != (seq, changes):
                 return None
             raise
         return (changes, caches) if self._state() == (seq, changes) else None
 
-    def read(self) -> list[int] | None:
-        """The counters block as of now (every word of struct hakmem_counters), or the last good one if
-        the process changed under every attempt; None before any good one."""
+    def read(self) -> tuple[list[int] | None, bool]:
+        """The counters block as of now (every word of struct hakmem_counters) and True; or, if the
+        process changed under every attempt, the last good one (None before any) and False."""
         for _ in range(ATTEMPTS):
             if self.walked is None:
                 walk = self._walk()
@@ -266,12 +274,12 @@ class ProcessReader:
                 time.sleep(RETRY_S)  # a flush went by, or is going
                 continue
             if raw == self.last_raw:
-                return self.last
+                return self.last, True
             reading = self._combine(raw, caches)
             if reading is not None:
                 self.last, self.last_raw = reading, raw
-                return reading
-        return self.last
+                return reading, True
+        return self.last, False
 
     def _combine(self, raw: bytes, caches: list[int]) -> list[int] | None:
         """Totals, batch and threads as one reading, if it passes the checks. A thread that ran while
@@ -291,14 +299,17 @@ class ProcessReader:
             flush_seqs = _u64(first, (self.f.flush_seq, self.f.flush_seq + 8))[:, 0].tolist()
             for i, address in enumerate(caches):
                 if still[i]:
-                    stood[address] = (flush_seqs[i], counts[i])
+                    stood[address] = (flush_seqs[i], counts[i].copy())  # not a view pinning all the rows
                 else:
                     earlier = self.stood.get(address)
                     if earlier is not None and earlier[0] == flush_seqs[i]:
                         stood[address] = earlier
             self.busy_threads = t - int(still.sum())
             if stood:
-                total = total + np.sum([c for _, c in stood.values()], axis=0)
+                rows = np.array([c for _, c in stood.values()])
+                if (total + rows.astype(np.float64).sum(axis=0)).max() >= GARBAGE:  # the int64 sum would overflow
+                    return None
+                total = total + rows.sum(axis=0)
         if not consistent(self.lay, total) or (self.last_array is not None and (total < self.last_array).any()):
             return None
         self.stood, self.last_array = stood, total
@@ -322,9 +333,10 @@ class LiveReadings:
         # command before its exec), NEVER when it will not be read
         self.readers: dict[int, tuple[int, ProcessReader | str | None]] = {}
 
-    def read(self, images: dict[int, int]) -> dict[int, list[int]]:
-        """Readings of these live processes (pid -> the images the targets map has seen of it); a
-        process without one (gone, libhakmem not mapped yet, an old libhakmem, corrupt) is left out."""
+    def read(self, images: dict[int, int]) -> dict[int, tuple[list[int], bool]]:
+        """Readings of these live processes (pid -> the images the targets map has seen of it): each its
+        counters block and whether it is of this moment (else the last good one). A process without one
+        (gone, libhakmem not mapped yet, an old libhakmem, corrupt) is left out."""
         self.readers = {pid: v for pid, v in self.readers.items() if pid in images}
         out = {}
         for pid, inits in images.items():
@@ -335,16 +347,17 @@ class LiveReadings:
             if not isinstance(reader, ProcessReader):
                 continue
             try:
-                words_ = reader.read()
-            except Gone:
-                self.readers.pop(pid, None)
+                words_, fresh = reader.read()
+            except Gone:  # exited, or exec'd: looked for again (a new image has its own state map)
+                self.readers[pid] = (inits, None)
                 continue
-            except (Corrupt, OSError) as e:
-                self.say(corrupt_line(pid, str(e)))
+            except Exception as e:  # whatever its memory holds, one process never stops the others' readings
+                self.say(corrupt_line(pid, str(e) if isinstance(e, (Corrupt, OSError)) else
+                                      f"its state could not be read ({type(e).__name__}: {e})"))
                 self.readers[pid] = (inits, NEVER)
                 continue
             if words_ is not None:
-                out[pid] = words_
+                out[pid] = (words_, fresh)
         return out
 
     def _open(self, pid: int) -> ProcessReader | str | None:
@@ -359,8 +372,8 @@ class LiveReadings:
             return ProcessReader(pid, address, self.lay) if address else NEVER
         except Gone:
             return None
-        except Corrupt as e:
-            self.say(corrupt_line(pid, str(e)))
-            return NEVER
         except (HakwatchError, OSError):  # exited meanwhile: its exit goes by the targets map
             return None
+        except Exception as e:  # a state map that makes no sense, or a library file that is no ELF
+            self.say(corrupt_line(pid, str(e) if isinstance(e, Corrupt) else f"its libhakmem could not be read ({e})"))
+            return NEVER

@@ -1,8 +1,9 @@
 """Live readings for an unprivileged server (hakwatch/read/live.py): reading another user's memory needs
 root, and hakwatch's HTTP server never runs as root. So a helper, forked while hakwatch is still root,
 reads the watched processes' memory at each scrape and answers with their counts. The server names
-only pids (of its targets map): where to read, and what, the helper finds itself in each process's
-libhakmem, so a compromised server cannot make it read anything else.
+only pids, and the helper reads only those of its targets map (the same kernel map the server reads):
+where to read, and what, it finds itself in each process's libhakmem, so a compromised server can make
+it read nothing else.
 """
 
 import os
@@ -12,52 +13,58 @@ import sys
 import threading
 from array import array
 
-from hakwatch.helper_ipc import become_helper, end_helper, recv_frame, recv_json, send_frame, send_json
 from hakwatch.contract.layout import load, words
+from hakwatch.helper_ipc import become_helper, end_helper, recv_frame, recv_json, send_frame, send_json
 
 UNCHANGED, READ = 0, 1
-ENTRY = struct.Struct("<II")  # pid, UNCHANGED or READ (then the counters block's words)
+ENTRY = struct.Struct("<III")  # pid, UNCHANGED or READ (then the counters block's words), fresh
+ANSWER_S = 10.0  # a reading that takes longer (a process stuck in the kernel holding its memory's lock)
 
 
 class LiveHelper:
-    """The server's end: `read(images) -> {pid: words}`, as LiveReadings answers it."""
+    """The server's end: `read(images) -> {pid: (words, fresh)}`, as LiveReadings answers it."""
 
-    def __init__(self):
+    def __init__(self, probes):
         ours, theirs = socket.socketpair()
+        targets = probes.table("targets")
         self.pid = os.fork()
         if self.pid == 0:
-            ours.close()
-            _helper(theirs)
+            try:  # whatever happens, the child never goes on as the server
+                ours.close()
+                _helper(theirs, targets, keep={theirs.fileno(), targets.map_fd})
+            finally:
+                os._exit(70)
         theirs.close()
+        ours.settimeout(ANSWER_S)
         self.sock = ours
         self.lock = threading.Lock()  # scrapes come from a thread per connection: one question at a time
         self.last: dict[int, list[int]] = {}  # an unchanged reading is handed on as the same list
         self.gone = False
 
-    def read(self, images: dict[int, int]) -> dict[int, list[int]]:
-        """Readings of these processes; none at all once the helper is gone (said once): the Reader
-        then keeps their last readings until they exit."""
+    def read(self, images: dict[int, int]) -> dict[int, tuple[list[int], bool]]:
+        """Readings of these processes; none at all once the helper is gone or stuck (said once): the
+        Reader then shows their flushes."""
         with self.lock:
             if self.gone:
                 return {}
             try:
                 send_json(self.sock, sorted(images.items()))
                 reply = recv_frame(self.sock)
-            except OSError:
+            except OSError:  # a timeout too: the answer would come out of step with the questions
                 reply = None
             if reply is None:
                 self.gone = True
-                print("hakwatch: the memory-reading helper ended: live counts are as of the processes' "
-                      "last flushes from now on", file=sys.stderr, flush=True)
+                print("hakwatch: the memory-reading helper ended or stopped answering: live counts are as of "
+                      "the processes' flushes from now on", file=sys.stderr, flush=True)
                 return {}
             n, out, at = words(), {}, 0
             while at < len(reply):
-                pid, kind = ENTRY.unpack_from(reply, at)
+                pid, kind, fresh = ENTRY.unpack_from(reply, at)
                 at += ENTRY.size
                 if kind == READ:
                     self.last[pid] = array("Q", reply[at:at + 8 * n]).tolist()
                     at += 8 * n
-                out[pid] = self.last[pid]
+                out[pid] = (self.last[pid], bool(fresh))
             self.last = {pid: w for pid, w in self.last.items() if pid in out}
             return out
 
@@ -65,25 +72,28 @@ class LiveHelper:
         end_helper(self.sock, self.pid)
 
 
-def _helper(sock: socket.socket):
+def _helper(sock: socket.socket, targets, keep: set[int]):
     """The helper's loop (never returns: whatever happens, the child must not go on as the server)."""
     status = 0
     try:
         from hakwatch.read.live import LiveReadings
-        become_helper({sock.fileno()})
+        become_helper(keep)
         readings, sent = LiveReadings(load()), {}
         while True:
             ask = recv_json(sock)
             if ask is None:
                 break
-            got = readings.read({pid: inits for pid, inits in ask})
+            watched = {k.value: v.inits for k, v in targets.items()}
+            images = {pid: inits for pid, inits in ask
+                      if type(pid) is int and type(inits) is int and watched.get(pid) == inits}
+            got = readings.read(images)
             reply = bytearray()
-            for pid, words_ in got.items():
+            for pid, (words_, fresh) in got.items():
                 if sent.get(pid) is words_:
-                    reply += ENTRY.pack(pid, UNCHANGED)
+                    reply += ENTRY.pack(pid, UNCHANGED, fresh)
                 else:
-                    reply += ENTRY.pack(pid, READ) + array("Q", words_).tobytes()
-            sent = got
+                    reply += ENTRY.pack(pid, READ, fresh) + array("Q", words_).tobytes()
+            sent = {pid: w for pid, (w, _) in got.items()}
             send_frame(sock, bytes(reply))
     except Exception:
         status = 70

@@ -9,6 +9,7 @@ through a privileged helper when the server runs unprivileged: hakwatch/read/liv
 process's, or one whose memory cannot be read, are what its flushes handed the BPF program.
 """
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -128,6 +129,7 @@ class Reader:
         self.probes = probes
         self.live = live
         self.used: dict[int, tuple[int, list[int]]] = {}  # pid -> image (inits), counters its last reading showed
+        self.live_lock = threading.Lock()
         self.retention_ns = int(retention_s * 1e9)
         # Exits are looked for this often: a process is forgotten between --retention and 1.25 times it
         # after its exit, and a host's thousand watched processes are not walked every second.
@@ -196,24 +198,26 @@ class Reader:
         return out
 
     def _read_live(self, raws: dict[int, Raw]):
-        """Live processes' counts as of now. One whose memory gave no good reading this time shows its
+        """Live processes' counts as of now. One whose memory gave no reading of this moment shows its
         flushes (the BPF map) once they are at or past every count of its last reading, and that reading
-        until then, so that no counter goes down; an exited one, its final flushes."""
-        fresh = {}
-        if self.live is not None:
-            alive = {pid: r.inits for pid, r in raws.items() if not r.exited_ns}
-            fresh = self.live.read(alive)
-            for pid, words_ in fresh.items():
-                self.used[pid] = (alive[pid], words_)
-        self.used = {pid: v for pid, v in self.used.items() if pid in raws and raws[pid].inits == v[0]}
-        for pid, (inits, words_) in list(self.used.items()):
-            r = raws[pid]
-            if pid in fresh or r.counters is None:
-                r.counters = words_
-            elif r.exited_ns or all(map(int.__ge__, r.counters, words_)):
-                self.used[pid] = (inits, r.counters)
-            else:
-                r.counters = words_
+        until then, so that no counter goes down; so does an exited one (its final flushes hold all, unless
+        it died without its exit flush: SIGKILL, _exit)."""
+        with self.live_lock:  # scrapes come from several threads, and the attach loop reads too
+            got = {}
+            if self.live is not None:
+                alive = {pid: r.inits for pid, r in raws.items() if not r.exited_ns}
+                got = self.live.read(alive)
+                for pid, (words_, fresh) in got.items():
+                    if fresh or pid not in self.used:
+                        self.used[pid] = (alive[pid], words_)
+            self.used = {pid: v for pid, v in self.used.items() if pid in raws and raws[pid].inits == v[0]}
+            for pid, (inits, words_) in list(self.used.items()):
+                r = raws[pid]
+                if r.counters is not None and not got.get(pid, (None, False))[1] and \
+                        all(map(int.__ge__, r.counters, words_)):
+                    self.used[pid] = (inits, r.counters)
+                else:
+                    r.counters = words_
 
     def close(self):
         if self.live is not None and hasattr(self.live, "close"):

@@ -1,6 +1,6 @@
 /*
  * The memory layers (DESIGN.md, "The memory layers"): where every mapped byte is, computed from the
- * process totals alone. hakwatch computes the same from the same counts (hakwatch/layers.py); the
+ * process totals alone. hakwatch computes the same from the same counts (hakwatch/read/layers.py); the
  * tests hold the two equal through HAKMEM_STATS and `hakwatch run --summary`.
  */
 #include "internal.h"

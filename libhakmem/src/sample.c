@@ -75,23 +75,44 @@ void hak_sample_fork_child(void)
 	hak_tc.sample_rng = 0; /* its own stream, not its parent's intervals again */
 }
 
+/* A countdown settled (base == left) set to v. A reader of the process's memory works the requested
+ * bytes out as requested + (base - left), so the store that would make that difference positive goes
+ * last: caught in between, it reads fewer bytes than were asked for, never more. */
+static void set_countdown(struct hak_tcache *tc, uint64_t v)
+{
+	bool up = v > tc->sample_left;
+	if (up)
+		tc->sample_left = v;
+	else
+		tc->sample_base = v;
+	__asm__ volatile("" ::: "memory"); /* in this order (x86 keeps stores in order) */
+	if (up)
+		tc->sample_base = v;
+	else
+		tc->sample_left = v;
+}
+
 static void next_interval(struct hak_tcache *tc)
 {
 	if (!hak_opt.sample_interval) {
-		tc->sample_left = tc->sample_base = UINT64_MAX >> 1;
+		set_countdown(tc, UINT64_MAX >> 1);
 		tc->sample_mean = 0;
 		return;
 	}
 	tc->sample_mean = (uint64_t)hak_opt.sample_interval << atomic_load_explicit(&mean_shift, memory_order_relaxed);
 	double u = ((next_random(tc) >> 11) + 1) * 0x1p-53; /* (0, 1] */
 	double bytes = -hak_ln(u) * (double)tc->sample_mean;
-	tc->sample_left = tc->sample_base = bytes < 1 ? 1 : (uint64_t)bytes;
+	set_countdown(tc, bytes < 1 ? 1 : (uint64_t)bytes);
 }
 
+/* The bytes counted down go into the counters block. The countdown's base moves first: a reader caught
+ * in between misses them for a moment rather than counting them twice (set_countdown). */
 void hak_sample_settle(struct hak_tcache *tc)
 {
-	tc->counters.bytes[HAKMEM_B_REQUESTED] += tc->sample_base - tc->sample_left;
+	uint64_t counted = tc->sample_base - tc->sample_left;
 	tc->sample_base = tc->sample_left;
+	__asm__ volatile("" ::: "memory");
+	tc->counters.bytes[HAKMEM_B_REQUESTED] += counted;
 }
 
 uint64_t hak_sample_due(struct hak_tcache *tc, size_t n)
@@ -101,8 +122,7 @@ uint64_t hak_sample_due(struct hak_tcache *tc, size_t n)
 	if (!mean) { /* a thread's first allocation: its first interval starts with it */
 		next_interval(tc);
 		if (n < tc->sample_left) {
-			tc->sample_left -= n;
-			tc->sample_base = tc->sample_left; /* n is settled already */
+			set_countdown(tc, tc->sample_left - n); /* n is settled already */
 			return 0;
 		}
 		mean = tc->sample_mean; /* it crosses that one too (0 with sampling off) */

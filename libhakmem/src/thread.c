@@ -114,8 +114,10 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		hak_link_set(last, NULL);
 	else
 		tc->head[cls] = NULL;
-	if (hak_cache_len(tc, cls) > keep)
-		tc->room[cls] = tc->limit[cls] - keep;
+	/* The cache's length drops to `keep` after the blocks are counted as returned, not before: a reader
+	 * of the process's memory (state_map.c) that catches this thread in between then counts blocks still
+	 * in the cache as handed out less (their return counted, their leaving not yet), never more. */
+	bool shrink = hak_cache_len(tc, cls) > keep;
 	uint64_t div = hak_class_div[cls];
 	while (b) {
 		/* What free() checked when the block came in; a link overwritten since fails it. */
@@ -123,6 +125,9 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		uintptr_t off = (uintptr_t)b - (uintptr_t)ss;
 		if (!hak_is_small(b) || hak_page_cls(ss, b) != cls || off * div >= div) {
 			/* what follows it is lost, never handed out (counted as handed out: leaked) */
+			if (shrink)
+				tc->room[cls] = tc->limit[cls] - keep;
+			shrink = false;
 			hak_heap_error(HAKMEM_HEAP_CORRUPT_FREE_LIST, "free", b, hak_class_size[cls]);
 			break;
 		}
@@ -132,6 +137,10 @@ void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep)
 		tc->returned[cls]++;
 		hak_tc.counters.bytes[HAKMEM_B_CACHE_RETURNED] += hak_class_size[cls];
 		b = next;
+	}
+	if (shrink) {
+		__asm__ volatile("" ::: "memory"); /* the counts first (x86 keeps stores in order) */
+		tc->room[cls] = tc->limit[cls] - keep;
 	}
 }
 

@@ -86,6 +86,22 @@ def test_workers_that_exited_into_an_idle_process_are_exact(hakwatch, programs, 
             proc.wait(30)
 
 
+def test_a_process_killed_before_its_exit_flush_keeps_its_last_reading(hakwatch, programs, libhakmem):
+    """SIGKILL: the allocator's exit flush never runs, so the BPF map holds only what threads flushed
+    before. What the last reading showed stays (counters never go down), not those older counts."""
+    proc = started(programs["idle_pool"], libhakmem, POOL)
+    h = hakwatch("attach", "--pid", str(proc.pid), "--retention", "300")
+    h.ready()
+    before = scrape(h.url)
+    allocs = value(before, "hakmem_allocs_total", **{"class": "256"})
+    assert live_of(before, "256") == POOL_LIVE and allocs >= 32 * 3000
+    proc.kill()
+    proc.wait(30)  # its exit is in the targets map by then (sched_process_exit)
+    after = scrape(h.url)
+    assert value(after, "hakmem_allocs_total", **{"class": "256"}) == allocs
+    assert live_of(after, "256") == POOL_LIVE
+
+
 COUNTERS = ("hakmem_allocs_total", "hakmem_frees_total", "hakmem_refills_total", "hakmem_refill_objects_total",
             "hakmem_superslab_events_total", "hakmem_large_events_total", "hakmem_requested_bytes_total",
             "hakmem_allocated_bytes_total")
