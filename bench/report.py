@@ -130,7 +130,9 @@ def _fleet(f: dict | None) -> list[str]:
              "15 s and then every 1 s; the processes idle, then busy (each thread allocating every "
              f"{f.get('busy_ms', 1000)} ms, so that every process's counters change between two scrapes). "
              "CPU is hakwatch's user+system time over each window, as a share of one core; "
-             "a scrape's duration is the median; RSS is hakwatch's after the scrapes.", ""]
+             "a scrape's duration is the median; RSS is hakwatch's after the scrapes. CPU and RSS include hakwatch's root "
+             "helpers (they read the processes' memory for the server; RSS as their proportional sets, shared pages once)"
+             " since the runs of 8-thread processes.", ""]
     lines += _fleet_table(f)
     before = f.get("before")
     if before:

@@ -5,7 +5,7 @@
  * program (probes/hakwatch.bpf.c, compiled by bcc), which copies blocks with bpf_probe_read_user. Both
  * compile this file, so it uses only __u64 from <linux/types.h> and plain enums. hakwatch's Python
  * side reads the #defines, the *_NAMES lists and the fields of struct hakmem_counters from this text
- * (hakwatch/layout.py): keep each #define on one line and each field on one line of its own.
+ * (hakwatch/contract/layout.py): keep each #define on one line and each field on one line of its own.
  *
  * Every field is a cumulative count. A thread adds to its own block; `flush` hands the block over as
  * a delta (the allocator adds it to the process totals, fires the probe, then zeroes the block), so
@@ -165,7 +165,7 @@ struct hakmem_totals {
  * (a list of heaps, each pointing at its thread's cache): the counters block since its last flush,
  * and what the flush would work allocs[] and bytes[requested] out from (hakmem_counters.h's opening
  * comment): allocs[c] += refill_objects[c] + frees[c] - returned[c] - (limit[c] - room[c] -
- * flushed_len[c]), requested += sample_base - sample_left. One __u64 field a line (hakwatch/layout.py
+ * flushed_len[c]), requested += sample_base - sample_left. One __u64 field a line (hakwatch/contract/layout.py
  * reads them). */
 #define HAKMEM_STATE_MAP_VERSION 1
 #define HAKMEM_STATE_MAP_SYMBOL "hakmem_state_map"

@@ -18,7 +18,7 @@
  * With PROFILE, the user stacks of allocation samples, of the allocator's slow-path events and of
  * memory syscalls (about SYSCALL_STACKS_PER_S a second a process at most, each drawn at random and
  * counted for the calls it stands for) go into `stacks`, and what each
- * did into `sites` (and `live`, the samples not freed yet): hakwatch's profiles (hakwatch/profiles.py).
+ * did into `sites` (and `live`, the samples not freed yet): hakwatch's profiles (hakwatch/profile/profiles.py).
  *
  * Set by hakwatch through -D: MAX_TARGETS, FOLLOW_INIT, FOLLOW_FORK, WATCH_EXECS, PROFILE (with
  * STACK_ENTRIES, LIVE_SAMPLES, SYSCALL_STACKS_PER_S), and

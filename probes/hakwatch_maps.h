@@ -1,5 +1,5 @@
 /*
- * What hakwatch's BPF program (probes/hakwatch.bpf.c) and its Python reader (hakwatch/layout.py,
+ * What hakwatch's BPF program (probes/hakwatch.bpf.c) and its Python reader (hakwatch/contract/layout.py,
  * which reads this text) share beyond the allocator's counters block: the memory syscalls traced, in
  * the order of their index in the `syscalls` map, those the churn alert counts, the size of the latency
  * histograms, the events and lost stacks of profiles, and the keys and values of the maps Python reads
