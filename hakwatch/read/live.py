@@ -3,10 +3,12 @@ batch and each thread's counts since its own last flush (probes/hakmem_counters.
 hakmem_state_map; DESIGN.md, "Readings"). A thread pool that went idle, or workers that exited into a
 batch nobody flushes, then show what they did, though they may never flush again.
 
-One reading is one process_vm_readv: the totals' seq, the totals, the batch, every thread's cache
-twice, the seq again. An even seq unchanged across it means no flush and no thread came or went
-meanwhile; a thread whose two copies differ was running, and its unflushed counts are left out of that
-reading (its flushed ones are in the totals). A reading is used only if it passes what can be checked:
+One reading is a process_vm_readv of the totals, the batch, every thread's cache, the list's change
+count and the totals' seq again: an even seq unchanged across it means no flush went by, the same
+change count that the list walked is still the list. If that copy equals the last reading's, nothing
+happened since; else a second copy tells the threads that ran meanwhile (their two copies differ) from
+those that stood still. A thread that ran counts as of its last copy that stood still, if it has not
+flushed since, else as of its last flush (the totals hold it). A reading is used only if it passes what can be checked:
 the memory layers add up to the mapped bytes, none is negative, and no count is below the last reading
 used. Otherwise the reading is taken again, and after a few attempts the last good one stands.
 
@@ -99,19 +101,23 @@ def _address(value: int, what: str, align: int = 8) -> int:
 
 @dataclass
 class _Fields:
-    """Where a thread's counts are in its cache (byte offsets), and the counters words a flush works out."""
+    """Where a thread's counts are in its cache, as indices of its u64 words (counters, sample countdown,
+    flush_seq) and u32 words (the cache lengths' fields); and the counters words a flush works out."""
     allocs: slice
     frees: slice
     refill_objects: slice
     requested: int
-    counters: tuple[int, int]
-    limit: tuple[int, int]
-    room: tuple[int, int]
-    flushed_len: tuple[int, int]
-    returned: tuple[int, int]
+    counters: slice
+    limit: slice
+    room: slice
+    flushed_len: slice
+    returned: slice
     sample_left: int
     sample_base: int
     flush_seq: int
+
+
+U32_FIELDS = ("limit", "room", "flushed_len", "returned")
 
 
 def _fields(lay: Layout, m) -> _Fields:
@@ -125,60 +131,57 @@ def _fields(lay: Layout, m) -> _Fields:
     classes, nbytes = len(lay.class_sizes), words(lay) * 8
     sizes = {"counters": nbytes, "limit": 4 * classes, "room": 4 * classes, "flushed_len": 4 * classes,
              "returned": 4 * classes, "sample_left": 8, "sample_base": 8, "flush_seq": 8}
+    if m.cache_bytes % 8:
+        raise Corrupt(f"its thread caches' size {m.cache_bytes} is no multiple of 8")
     for name, size in sizes.items():
         offset = getattr(m, f"cache_{name}")
-        if offset + size > m.cache_bytes or offset % (4 if name in ("limit", "room", "flushed_len", "returned") else 8):
+        if offset + size > m.cache_bytes or offset % (4 if name in U32_FIELDS else 8):
             raise Corrupt(f"the thread cache's {name} lies beyond its {m.cache_bytes} bytes or is misaligned")
-    span = lambda name: (getattr(m, f"cache_{name}"), getattr(m, f"cache_{name}") + sizes[name])  # noqa: E731
+    words_of = lambda name, unit: slice(getattr(m, f"cache_{name}") // unit,  # noqa: E731
+                                        (getattr(m, f"cache_{name}") + sizes[name]) // unit)
     return _Fields(allocs=slice(index["allocs"], index["allocs"] + classes),
                    frees=slice(index["frees"], index["frees"] + classes),
                    refill_objects=slice(index["refill_objects"], index["refill_objects"] + classes),
-                   requested=index["bytes"] + lay.byte_counts.index("requested"), counters=span("counters"),
-                   limit=span("limit"), room=span("room"), flushed_len=span("flushed_len"),
-                   returned=span("returned"), sample_left=m.cache_sample_left, sample_base=m.cache_sample_base,
-                   flush_seq=m.cache_flush_seq)
-
-
-def _u64(a: np.ndarray, span: tuple[int, int]) -> np.ndarray:
-    """Columns span of rows of bytes, as u64 words (one row a thread)."""
-    return np.ascontiguousarray(a[:, span[0]:span[1]]).view(np.uint64)
-
-
-def _u32(a: np.ndarray, span: tuple[int, int]) -> np.ndarray:
-    return np.ascontiguousarray(a[:, span[0]:span[1]]).view(np.uint32).astype(np.int64)
+                   requested=index["bytes"] + lay.byte_counts.index("requested"), counters=words_of("counters", 8),
+                   limit=words_of("limit", 4), room=words_of("room", 4), flushed_len=words_of("flushed_len", 4),
+                   returned=words_of("returned", 4), sample_left=m.cache_sample_left // 8,
+                   sample_base=m.cache_sample_base // 8, flush_seq=m.cache_flush_seq // 8)
 
 
 def thread_counts(caches: np.ndarray, f: _Fields) -> tuple[np.ndarray, np.ndarray]:
-    """What each thread's flush would add to the totals now (rows of caches, one a thread), worked out as
-    the flush does (stats.c, settle_allocs), and which rows are possible at all: a negative count comes
-    only from a thread caught in the middle of an operation."""
-    c = _u64(caches, f.counters).astype(np.int64)
-    length = (_u32(caches, f.limit) - _u32(caches, f.room)) & 0xFFFFFFFF
-    handed = (c[:, f.refill_objects] + c[:, f.frees] - _u32(caches, f.returned)
-              - (length - _u32(caches, f.flushed_len)))
+    """What each thread's flush would add to the totals now (rows of caches' bytes, one a thread), worked
+    out as the flush does (stats.c, settle_allocs), and which rows are possible at all: a negative count
+    comes only from a thread caught in the middle of an operation."""
+    w64, w32 = caches.view(np.uint64), caches.view(np.uint32)
+    c = w64[:, f.counters].astype(np.int64)
+    length = (w32[:, f.limit].astype(np.int64) - w32[:, f.room]) & 0xFFFFFFFF
+    handed = (c[:, f.refill_objects] + c[:, f.frees] - w32[:, f.returned]
+              - (length - w32[:, f.flushed_len]))
     c[:, f.allocs] += handed
     # what the countdown counted since it was last settled: u64 arithmetic, as the allocator's, read as
     # signed (a failed allocation takes its bytes back before the next settling)
-    left = _u64(caches, (f.sample_left, f.sample_left + 8))[:, 0]
-    base = _u64(caches, (f.sample_base, f.sample_base + 8))[:, 0]
-    c[:, f.requested] += (base - left).view(np.int64)
+    c[:, f.requested] += (w64[:, f.sample_base] - w64[:, f.sample_left]).view(np.int64)
     possible = (handed >= 0).all(axis=1) & (c >= 0).all(axis=1) & (c < GARBAGE).all(axis=1)
     return c, possible
 
 
 @lru_cache(maxsize=None)
-def _checks(lay: Layout) -> tuple[np.ndarray, int]:
-    """The gauges' factors as a matrix, and how many of its rows are layers."""
-    return np.array(gauge_factors(lay), dtype=np.int64), len(lay.layers)
+def _checks(lay: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The gauges' factors as a matrix of the words some gauge depends on (the refills, for one, none),
+    exact and in floating point, those words' indices, and how many of its rows are layers."""
+    factors = np.array(gauge_factors(lay), dtype=np.int64)
+    used = np.flatnonzero(factors.any(axis=0))
+    return factors[:, used], factors[:, used].astype(np.float64), used, len(lay.layers)
 
 
 def consistent(lay: Layout, counts: np.ndarray) -> bool:
     """What a reading must pass to be shown: every layer and every class's live bytes >= 0, and the layers
     add up to the mapped bytes (as every complete set of flushes does)."""
-    factors, layers = _checks(lay)
-    if np.abs(factors.astype(np.float64) @ counts).max() >= GARBAGE:  # counts no process has: int64 would overflow
+    factors, approximate, used, layers = _checks(lay)
+    x = counts[used]
+    if np.abs(approximate @ x).max() >= GARBAGE:  # counts no process has: the int64 products would overflow
         return False
-    g = factors @ counts
+    g = factors @ x
     return bool((g[:-1] >= 0).all() and g[:layers].sum() == g[-1])
 
 
@@ -254,7 +257,9 @@ class ProcessReader:
 
     def read(self) -> tuple[list[int] | None, bool]:
         """The counters block as of now (every word of struct hakmem_counters) and True; or, if the
-        process changed under every attempt, the last good one (None before any) and False."""
+        process changed under every attempt, the last good one (None before any) and False. A process
+        whose memory is as at the last reading costs one copy; else a second one tells the threads that
+        ran meanwhile from those that stood still."""
         for _ in range(ATTEMPTS):
             if self.walked is None:
                 walk = self._walk()
@@ -262,29 +267,40 @@ class ProcessReader:
                     time.sleep(RETRY_S)
                     continue
                 changes, caches = walk
-                n = self.map.cache_bytes
                 self.walked = changes, caches, Ranges(self.pid, [(self.totals, self.totals_bytes), (self.exited, self.counters_bytes)]
-                                                      + [(c, n) for c in caches] * 2 + [(self.changes, 8), (self.totals, 8)])
+                                                      + [(c, self.map.cache_bytes) for c in caches]
+                                                      + [(self.changes, 8), (self.totals, 8)])
             changes, caches, ranges = self.walked
-            raw = ranges.read()
-            if raw is None or raw[-16:-8] != changes:
-                self.walked = None  # a thread came or went: walk again, at once
-                continue
-            if raw[:8] != raw[-8:] or raw[0] % 2:
-                time.sleep(RETRY_S)  # a flush went by, or is going
+            raw = self._copy(ranges, changes)
+            if raw is None:
                 continue
             if raw == self.last_raw:
                 return self.last, True
-            reading = self._combine(raw, caches)
+            again = self._copy(ranges, changes)
+            if again is None or again[:8] != raw[:8]:
+                continue
+            reading = self._combine(raw, again, caches)
             if reading is not None:
                 self.last, self.last_raw = reading, raw
                 return reading, True
         return self.last, False
 
-    def _combine(self, raw: bytes, caches: list[int]) -> list[int] | None:
-        """Totals, batch and threads as one reading, if it passes the checks. A thread that ran while
-        read counts as of its last copy that stood still, if it has not flushed since (its flush_seq
-        says), else as of its last flush (the totals hold it)."""
+    def _copy(self, ranges: Ranges, changes: bytes) -> bytes | None:
+        """One copy of the process's state, if of one moment: no thread came or went since the walk (else
+        it is walked again), no flush went by while copied (else a moment's wait)."""
+        raw = ranges.read()
+        if raw is None or raw[-16:-8] != changes:
+            self.walked = None
+            return None
+        if raw[:8] != raw[-8:] or raw[0] % 2:
+            time.sleep(RETRY_S)
+            return None
+        return raw
+
+    def _combine(self, raw: bytes, again: bytes, caches: list[int]) -> list[int] | None:
+        """Totals, batch and threads as one reading, if it passes the checks. A thread whose cache differs
+        between the two copies ran meanwhile: it counts as of its last copy that stood still, if it has not
+        flushed since (its flush_seq says), else as of its last flush (the totals hold it)."""
         n, at, t = self.map.cache_bytes, self.totals_bytes + self.counters_bytes, len(caches)
         words_ = np.frombuffer(raw, dtype=np.uint64, count=(at - 8) // 8, offset=8)
         if (words_ >= GARBAGE).any():
@@ -293,10 +309,10 @@ class ProcessReader:
         stood = {}
         if t:
             first = np.frombuffer(raw, dtype=np.uint8, count=t * n, offset=at).reshape(t, n)
-            second = np.frombuffer(raw, dtype=np.uint8, count=t * n, offset=at + t * n).reshape(t, n)
+            second = np.frombuffer(again, dtype=np.uint8, count=t * n, offset=at).reshape(t, n)
             counts, possible = thread_counts(first, self.f)
             still = (first == second).all(axis=1) & possible
-            flush_seqs = _u64(first, (self.f.flush_seq, self.f.flush_seq + 8))[:, 0].tolist()
+            flush_seqs = first.view(np.uint64)[:, self.f.flush_seq].tolist()
             for i, address in enumerate(caches):
                 if still[i]:
                     stood[address] = (flush_seqs[i], counts[i].copy())  # not a view pinning all the rows
