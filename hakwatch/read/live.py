@@ -211,9 +211,10 @@ class ProcessReader:
         # the list's change count when last walked, the caches it found, and the ranges a reading reads
         self.walked: tuple[bytes, list[int], Ranges] | None = None
         self.last: list[int] | None = None                 # the last reading used
-        self.last_raw: bytes | None = None
+        self.last_raw: bytes | None = None  # the copy it came from: compared whole, faster than any digest
         self.last_array: np.ndarray | None = None
-        self.stood: dict[int, tuple[int, np.ndarray]] = {}  # cache address -> flush_seq, counts when last still
+        # cache address -> flush_seq, counts (sparse) when it last stood still
+        self.stood: dict[int, tuple[int, tuple[np.ndarray, np.ndarray]]] = {}
         self.busy_threads = 0
 
     def _state(self) -> tuple[int, bytes]:
@@ -315,14 +316,14 @@ class ProcessReader:
             flush_seqs = first.view(np.uint64)[:, self.f.flush_seq].tolist()
             for i, address in enumerate(caches):
                 if still[i]:
-                    stood[address] = (flush_seqs[i], counts[i].copy())  # not a view pinning all the rows
+                    stood[address] = (flush_seqs[i], _sparse(counts[i]))  # not a view pinning all the rows
                 else:
                     earlier = self.stood.get(address)
                     if earlier is not None and earlier[0] == flush_seqs[i]:
                         stood[address] = earlier
             self.busy_threads = t - int(still.sum())
             if stood:
-                rows = np.array([c for _, c in stood.values()])
+                rows = np.array([_dense(c, total.size) for _, c in stood.values()])
                 if (total + rows.astype(np.float64).sum(axis=0)).max() >= GARBAGE:  # the int64 sum would overflow
                     return None
                 total = total + rows.sum(axis=0)
@@ -330,6 +331,18 @@ class ProcessReader:
             return None
         self.stood, self.last_array = stood, total
         return total.tolist()
+
+
+def _sparse(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A thread's counts as its nonzero words (a thread touches a few classes: most of its 607 are 0)."""
+    where = np.flatnonzero(row)
+    return where, row[where]
+
+
+def _dense(sparse: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray:
+    row = np.zeros(size, dtype=np.int64)
+    row[sparse[0]] = sparse[1]
+    return row
 
 
 def corrupt_line(pid: int, why: str) -> str:
