@@ -156,6 +156,11 @@ class Probes:
         except BaseException:
             self.close()
             raise
+        # The maps' types now, as root: after the privilege drop a checkout under /root is out of reach.
+        for key, leaf in MAP_STRUCTS.values():
+            map_ctype(leaf)
+            if isinstance(key, str):
+                map_ctype(key)
         # clang's compile left ~27 MiB of freed heap that glibc keeps; hakwatch runs for weeks
         _libc.malloc_trim(0)
 

@@ -40,6 +40,7 @@ def _profile(pid_text, duration, kind, fmt, output):
     from hakwatch.profile.profiles import build
     from hakwatch.profile.symbols import ProcessSymbols
     from hakwatch.attach.targets import alive, check_pid, comm_of, library_of
+    from hakwatch.read.runtime import advice, hidden_by
 
     pid = check_pid(pid_text)
     mapping = library_of(pid)
@@ -53,6 +54,8 @@ def _profile(pid_text, duration, kind, fmt, output):
         if not probes.watch_running(mapping, comm):
             raise HakwatchError(f"process {pid} exited while hakwatch attached")
         click.echo(f"hakwatch: profiling process {pid} ({comm}) for {duration:g} s", err=True)
+        if hidden_by(pid):
+            click.echo(advice(pid, comm), err=True)
         end = time.monotonic() + duration
         while time.monotonic() < end and alive(pid):
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))

@@ -155,15 +155,17 @@ class HakwatchCollector:
         self.reader.expire()
         watched, own, rows = self._rows()
         key = [self.groups.by] if self.groups else ["pid", "comm"]
-        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process (or group), the libhakmem it maps and its control "
-                                 "group (container, service)", labels=key + ["library", "version"] +
-                                 ([] if self.groups else ["cgroup"]))
+        info = GaugeMetricFamily(m.TARGET_INFO, "A watched process (or group), the libhakmem it maps, its control "
+                                 "group (container, service), and what its runtime keeps from libhakmem "
+                                 "(hidden_by: pymalloc, a Python without PYTHONMALLOC=malloc)",
+                                 labels=key + ["library", "version"] + ([] if self.groups else ["cgroup"]) + ["hidden_by"])
         members = GaugeMetricFamily(m.GROUP_PROCESSES, "Processes of the group alive now (--group-by)", labels=key)
         families = [(f, f.kind(f.name, f.help, labels=key + list(f.labels))) for f in FAMILIES]
         seen = set()
         for name, t in sorted(rows.items()):
             lv = own[name]
-            info.add_metric(lv + [self.library, self.library_version] + ([] if self.groups else [t.cgroup]), 1)
+            info.add_metric(lv + [self.library, self.library_version] + ([] if self.groups else [t.cgroup]) +
+                            [t.hidden_by], 1)
             if self.groups:
                 members.add_metric(lv, t.members)
             for f, fam in families:

@@ -21,7 +21,7 @@ MAPPED_BYTES = "hakmem_mapped_bytes"          # gauge: pid, comm (= the sum of t
 RESIDENT_ESTIMATE = "hakmem_resident_estimate_bytes"  # gauge: pid, comm
 PROCESS_RESIDENT = "hakmem_process_resident_bytes"    # gauge: pid, comm, kind (anon, file, shmem)
 REFILL_DURATION = "hakmem_refill_duration_seconds"    # histogram (--detail refill): pid, comm, class, stage
-TARGET_INFO = "hakwatch_target_info"          # gauge: pid, comm, library, version, cgroup (grouped: the group's key, library, version)
+TARGET_INFO = "hakwatch_target_info"          # gauge: pid, comm, library, version, cgroup, hidden_by (grouped: the group's key, library, version)
 GROUP_PROCESSES = "hakwatch_group_processes"  # gauge (--group-by): the group's key
 TARGETS = "hakwatch_targets"                  # gauge
 TARGETS_DROPPED = "hakwatch_targets_dropped"  # counter

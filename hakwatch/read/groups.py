@@ -105,15 +105,19 @@ class Groups:
                 self._leave(pid)
             alive: dict[str, int] = dict.fromkeys(self.groups, 0)
             resident: dict[str, dict[str, int]] = {}
+            hidden: dict[str, str] = {}  # what some live member's runtime keeps from libhakmem
             for pid, r in raws.items():
                 m = self.members[pid]
                 if m.alive:
                     alive[m.key] += 1
+                    if r.hidden_by:
+                        hidden[m.key] = r.hidden_by
                     if r.resident:
                         rss = resident.setdefault(m.key, dict.fromkeys(r.resident, 0))
                         for kind, n in r.resident.items():
                             rss[kind] += n
-            return {key: self._target(key, g, alive[key], resident.get(key)) for key, g in self.groups.items()}
+            return {key: self._target(key, g, alive[key], resident.get(key), hidden.get(key, ""))
+                    for key, g in self.groups.items()}
 
     def _see(self, raws: dict[int, Raw]):
         """Add to each member's group what changed in it since it was last seen."""
@@ -153,11 +157,12 @@ class Groups:
             g = self.groups[m.key]
             g.live = _minus(g.live, m.counters)
 
-    def _target(self, key: str, g: Group, members: int, resident: dict | None) -> Target:
+    def _target(self, key: str, g: Group, members: int, resident: dict | None, hidden_by: str) -> Target:
         t = target_of(Raw(pid=0, comm=key, counters=g.counters, kernel=g.kernel,
                           refill_latency={k: v for k, v in g.latency.items() if v[0]}))
         total = t.memory
         t.memory = replace(memory(load(), plain(g.live)), requested=total.requested, allocated=total.allocated)
         t.resident = resident
         t.members = members
+        t.hidden_by = hidden_by
         return t

@@ -185,6 +185,13 @@ def consistent(lay: Layout, counts: np.ndarray) -> bool:
     return bool((g[:-1] >= 0).all() and g[:layers].sum() == g[-1])
 
 
+def consistent_words(lay: Layout, words_: list[int]) -> bool:
+    """consistent() of a counters block as Python ints (the BPF map's flushes)."""
+    if max(words_) >= GARBAGE:
+        return False
+    return consistent(lay, np.array(words_, dtype=np.int64))
+
+
 class ProcessReader:
     """Readings of one process image whose libhakmem exports its state map at `map_address`."""
 
@@ -216,6 +223,7 @@ class ProcessReader:
         # cache address -> flush_seq, counts (sparse) when it last stood still
         self.stood: dict[int, tuple[int, tuple[np.ndarray, np.ndarray]]] = {}
         self.busy_threads = 0
+        self.hidden_by = ""  # what the process's runtime keeps from libhakmem (LiveReadings sets it)
 
     def _state(self) -> tuple[int, bytes]:
         raw = self.state.read()
@@ -362,10 +370,11 @@ class LiveReadings:
         # command before its exec), NEVER when it will not be read
         self.readers: dict[int, tuple[int, ProcessReader | str | None]] = {}
 
-    def read(self, images: dict[int, int]) -> dict[int, tuple[list[int], bool]]:
+    def read(self, images: dict[int, int]) -> dict[int, tuple[list[int], bool, str]]:
         """Readings of these live processes (pid -> the images the targets map has seen of it): each its
-        counters block and whether it is of this moment (else the last good one). A process without one
-        (gone, libhakmem not mapped yet, an old libhakmem, corrupt) is left out."""
+        counters block, whether it is of this moment (else the last good one), and what its runtime keeps
+        from libhakmem (hakwatch/read/runtime.py). A process without one (gone, libhakmem not mapped yet,
+        an old libhakmem, corrupt) is left out."""
         self.readers = {pid: v for pid, v in self.readers.items() if pid in images}
         out = {}
         for pid, inits in images.items():
@@ -386,19 +395,24 @@ class LiveReadings:
                 self.readers[pid] = (inits, NEVER)
                 continue
             if words_ is not None:
-                out[pid] = (words_, fresh)
+                out[pid] = (words_, fresh, reader.hidden_by)
         return out
 
     def _open(self, pid: int) -> ProcessReader | str | None:
         from hakwatch.errors import HakwatchError
         from hakwatch.attach.library import state_map_address
         from hakwatch.attach.targets import library_of
+        from hakwatch.read.runtime import hidden_by
         try:
             mapping = library_of(pid)
             if mapping is None:
                 return None
             address = state_map_address(mapping)
-            return ProcessReader(pid, address, self.lay) if address else NEVER
+            if not address:
+                return NEVER
+            reader = ProcessReader(pid, address, self.lay)
+            reader.hidden_by = hidden_by(pid)  # once an image: it is decided at the interpreter's start
+            return reader
         except Gone:
             return None
         except (HakwatchError, OSError):  # exited meanwhile: its exit goes by the targets map

@@ -17,12 +17,13 @@ from hakwatch.contract.layout import load, words
 from hakwatch.helper_ipc import become_helper, end_helper, recv_frame, recv_json, send_frame, send_json
 
 UNCHANGED, READ = 0, 1
-ENTRY = struct.Struct("<III")  # pid, UNCHANGED or READ (then the counters block's words), fresh
+ENTRY = struct.Struct("<IIII")  # pid, UNCHANGED or READ (then the counters block's words), fresh, hidden
+RUNTIMES = ("", "pymalloc")    # hidden, by index: what the process's runtime keeps from libhakmem
 ANSWER_S = 10.0  # a reading that takes longer (a process stuck in the kernel holding its memory's lock)
 
 
 class LiveHelper:
-    """The server's end: `read(images) -> {pid: (words, fresh)}`, as LiveReadings answers it."""
+    """The server's end: `read(images) -> {pid: (words, fresh, hidden_by)}`, as LiveReadings answers it."""
 
     def __init__(self, probes):
         ours, theirs = socket.socketpair()
@@ -41,7 +42,7 @@ class LiveHelper:
         self.last: dict[int, list[int]] = {}  # an unchanged reading is handed on as the same list
         self.gone = False
 
-    def read(self, images: dict[int, int]) -> dict[int, tuple[list[int], bool]]:
+    def read(self, images: dict[int, int]) -> dict[int, tuple[list[int], bool, str]]:
         """Readings of these processes; none at all once the helper is gone or stuck (said once): the
         Reader then shows their flushes."""
         with self.lock:
@@ -59,12 +60,12 @@ class LiveHelper:
                 return {}
             n, out, at = words(), {}, 0
             while at < len(reply):
-                pid, kind, fresh = ENTRY.unpack_from(reply, at)
+                pid, kind, fresh, hidden = ENTRY.unpack_from(reply, at)
                 at += ENTRY.size
                 if kind == READ:
                     self.last[pid] = array("Q", reply[at:at + 8 * n]).tolist()
                     at += 8 * n
-                out[pid] = (self.last[pid], bool(fresh))
+                out[pid] = (self.last[pid], bool(fresh), RUNTIMES[hidden])
             self.last = {pid: w for pid, w in self.last.items() if pid in out}
             return out
 
@@ -88,12 +89,13 @@ def _helper(sock: socket.socket, targets, keep: set[int]):
                       if type(pid) is int and type(inits) is int and watched.get(pid) == inits}
             got = readings.read(images)
             reply = bytearray()
-            for pid, (words_, fresh) in got.items():
+            for pid, (words_, fresh, hidden) in got.items():
+                runtime = RUNTIMES.index(hidden)
                 if sent.get(pid) is words_:
-                    reply += ENTRY.pack(pid, UNCHANGED, fresh)
+                    reply += ENTRY.pack(pid, UNCHANGED, fresh, runtime)
                 else:
-                    reply += ENTRY.pack(pid, READ, fresh) + array("Q", words_).tobytes()
-            sent = {pid: w for pid, (w, _) in got.items()}
+                    reply += ENTRY.pack(pid, READ, fresh, runtime) + array("Q", words_).tobytes()
+            sent = {pid: w for pid, (w, _, _) in got.items()}
             send_frame(sock, bytes(reply))
     except Exception:
         status = 70

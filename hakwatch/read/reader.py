@@ -9,6 +9,7 @@ through a privileged helper when the server runs unprivileged: hakwatch/read/liv
 process's, or one whose memory cannot be read, are what its flushes handed the BPF program.
 """
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from hakwatch.read.layers import Memory, balanced, memory, routes
 from hakwatch.contract.layout import flat, load, plain
 from hakwatch.read.procfs import cgroup_of, resident_memory
+from hakwatch.read.live import consistent_words
+from hakwatch.read.runtime import advice
 
 READ_ATTEMPTS = 4
 
@@ -49,6 +52,7 @@ class Target:
     cgroup: str = ""                        # its control group: the container or service it runs in
     inits: int = 0                          # images of this pid seen (an exec starts the counts over)
     members: int = 1                        # processes in it: more when it is a group (hakwatch/read/groups.py)
+    hidden_by: str = ""                     # what its runtime keeps from libhakmem (hakwatch/read/runtime.py)
 
     @property
     def total_allocs(self) -> int:
@@ -75,6 +79,7 @@ class Raw:
     refill_latency: dict[tuple[int, str, int], tuple[int, int]] = field(default_factory=dict)
     resident: dict[str, int] | None = None
     cgroup: str = ""
+    hidden_by: str = ""  # what its runtime keeps from libhakmem (hakwatch/read/runtime.py)
 
 
 def kernel_width() -> int:
@@ -90,7 +95,7 @@ def kernel_words() -> int:
 def target_of(r: Raw) -> Target:
     lay, w = load(), kernel_width()
     t = Target(pid=r.pid, comm=r.comm, exited_ns=r.exited_ns, inits=r.inits, refill_latency=r.refill_latency,
-               resident=r.resident, cgroup=r.cgroup, frees=dict.fromkeys(lay.routes, 0),
+               resident=r.resident, cgroup=r.cgroup, hidden_by=r.hidden_by, frees=dict.fromkeys(lay.routes, 0),
                os_calls={n: (0, 0) for n in lay.os_calls})
     if r.counters is not None:
         _fill(t, plain(r.counters, lay))
@@ -130,6 +135,8 @@ class Reader:
         self.live = live
         self.used: dict[int, tuple[int, list[int]]] = {}  # pid -> image (inits), counters its last reading showed
         self.live_lock = threading.Lock()
+        self.hidden: dict[tuple[int, int], str] = {}  # (pid, image) -> what its runtime keeps from libhakmem
+        self.say = lambda line: print(line, file=sys.stderr, flush=True)
         self.retention_ns = int(retention_s * 1e9)
         # Exits are looked for this often: a process is forgotten between --retention and 1.25 times it
         # after its exit, and a host's thousand watched processes are not walked every second.
@@ -198,26 +205,35 @@ class Reader:
         return out
 
     def _read_live(self, raws: dict[int, Raw]):
-        """Live processes' counts as of now. One whose memory gave no reading of this moment shows its
-        flushes (the BPF map) once they are at or past every count of its last reading, and that reading
-        until then, so that no counter goes down; so does an exited one (its final flushes hold all, unless
-        it died without its exit flush: SIGKILL, _exit)."""
+        """Each process's counts as of now, from its memory, or else what can be checked: its flushes (the
+        BPF map) if they pass the reading's checks (layers add up, none negative) and no count of the last
+        reading shown is above them, else that last reading; else nothing (a process seen only between
+        two threads' flushes, whose sum of flushes is no moment that existed). An exited process shows its
+        final flushes so (they hold all, unless it died without its exit flush: SIGKILL, _exit)."""
+        if self.live is None:
+            return
         with self.live_lock:  # scrapes come from several threads, and the attach loop reads too
-            got = {}
-            if self.live is not None:
-                alive = {pid: r.inits for pid, r in raws.items() if not r.exited_ns}
-                got = self.live.read(alive)
-                for pid, (words_, fresh) in got.items():
-                    if fresh or pid not in self.used:
-                        self.used[pid] = (alive[pid], words_)
+            alive = {pid: r.inits for pid, r in raws.items() if not r.exited_ns}
+            got = self.live.read(alive)
             self.used = {pid: v for pid, v in self.used.items() if pid in raws and raws[pid].inits == v[0]}
-            for pid, (inits, words_) in list(self.used.items()):
-                r = raws[pid]
-                if r.counters is not None and not got.get(pid, (None, False))[1] and \
-                        all(map(int.__ge__, r.counters, words_)):
-                    self.used[pid] = (inits, r.counters)
+            for pid, (words_, fresh, hidden) in got.items():
+                if fresh or pid not in self.used:
+                    self.used[pid] = (alive[pid], words_)
+                if hidden and (pid, alive[pid]) not in self.hidden:
+                    self.say(advice(pid, raws[pid].comm))  # once an image: the fix is the user's to make
+                self.hidden[(pid, alive[pid])] = hidden
+            self.hidden = {k: v for k, v in self.hidden.items() if k[0] in raws and raws[k[0]].inits == k[1]}
+            for (pid, _), hidden in self.hidden.items():
+                raws[pid].hidden_by = hidden
+            for pid, r in raws.items():
+                last = self.used.get(pid, (0, None))[1]
+                if pid in got and got[pid][1]:
+                    r.counters = last
+                elif r.counters is not None and consistent_words(self.layout, r.counters) and \
+                        (last is None or all(map(int.__ge__, r.counters, last))):
+                    self.used[pid] = (r.inits, r.counters)
                 else:
-                    r.counters = words_
+                    r.counters = last
 
     def close(self):
         if self.live is not None and hasattr(self.live, "close"):

@@ -24,7 +24,7 @@ DESIGN_METRICS = {
     "hakmem_syscall_bytes": ("counter", {"pid", "comm", "syscall"}),
     "hakmem_syscall_duration_seconds": ("histogram", {"pid", "comm", "syscall"}),
     "hakmem_page_faults": ("counter", {"pid", "comm"}),
-    "hakwatch_target_info": ("gauge", {"pid", "comm", "library", "version", "cgroup"}),
+    "hakwatch_target_info": ("gauge", {"pid", "comm", "library", "version", "cgroup", "hidden_by"}),
     "hakwatch_targets": ("gauge", set()),
     "hakwatch_targets_dropped": ("counter", set()),
     "hakwatch_scrape_duration_seconds": ("gauge", set()),

@@ -172,3 +172,35 @@ def test_a_process_that_scribbles_over_its_state_is_not_believed(hakwatch, progr
     assert [line for line in stderr.splitlines() if "loops" in line] == [
         f"hakwatch: process {proc.pid}: its list of threads loops or runs past 65536; its allocator state is not "
         "read from its memory any more (counts as of its flushes only)"]
+
+
+def test_a_python_without_pythonmalloc_is_said_to_hide_its_small_objects(hakwatch, libhakmem):
+    """CPython's pymalloc serves objects up to 512 bytes from its own arenas: libhakmem never sees them.
+    hakwatch says so once (with the fix) and labels the process; with PYTHONMALLOC=malloc it does not."""
+    code = "import sys; print('ready', flush=True); sys.stdin.read()"
+    pythons = {}
+    for setting in ("", "malloc"):
+        env = dict(os.environ, LD_PRELOAD=str(libhakmem))
+        env.pop("PYTHONMALLOC", None)
+        if setting:
+            env["PYTHONMALLOC"] = setting
+        p = subprocess.Popen(["/usr/bin/python3", "-c", code], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ready\n"
+        pythons[setting] = p
+    h = hakwatch("attach", "--lib", str(libhakmem), "--group-by", "pid")
+    try:
+        h.ready()
+        def labelled():
+            text = scrape(h.url)
+            return text if value(text, "hakwatch_target_info", pid=str(pythons[""].pid), hidden_by="pymalloc") else None
+        text = wait_for(labelled, 30, "the pymalloc process labelled")
+        assert value(text, "hakwatch_target_info", pid=str(pythons["malloc"].pid), hidden_by="") == 1
+        scrape(h.url)  # a second scrape says nothing more
+    finally:
+        for p in pythons.values():
+            p.stdin.close()
+            p.wait(30)
+    h.stop()
+    said = [line for line in h.proc.stderr.read().splitlines() if "pymalloc" in line]
+    assert len(said) == 1 and f"process {pythons[''].pid} " in said[0] and "PYTHONMALLOC=malloc" in said[0], said

@@ -78,7 +78,7 @@ def value(samples, name, **labels):
 
 def test_map_entries_become_design_series(libhakmem):
     s = scrape(fixture(), libhakmem)
-    assert value(s, "hakwatch_target_info", library=str(libhakmem), version="0.1.0", cgroup=cgroup_of(42)) == 1, \
+    assert value(s, "hakwatch_target_info", library=str(libhakmem), version="0.1.0", cgroup=cgroup_of(42), hidden_by="") == 1, \
         "the version label is the library's (its hakmem_version symbol)"
     assert value(s, "hakmem_allocs_total", **{"class": "112"}) == 1000
     assert value(s, "hakmem_allocs_total", **{"class": "large"}) == 3
