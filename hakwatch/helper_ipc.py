@@ -39,7 +39,28 @@ def _exactly(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def become_helper(keep: set[int]):
+def start_helper(serve, keep: set[int]) -> tuple[socket.socket, int]:
+    """Fork a helper that runs `serve(sock)` until the server's end of the socket closes: the server's
+    end and the helper's pid. Whatever happens in the child (an exception, a signal that came before it
+    was ready), it never returns into the server's code."""
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        status = 70
+        try:
+            ours.close()
+            _become_helper(keep | {theirs.fileno()})
+            serve(theirs)
+            status = 0
+        except BaseException:
+            pass
+        finally:
+            os._exit(status)
+    theirs.close()
+    return ours, pid
+
+
+def _become_helper(keep: set[int]):
     """In the forked child: end with the server, leave Ctrl-C to it, and close every descriptor but
     stdio and `keep` (the probes' descriptors above all: a detach must not wait for the helper)."""
     ct.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG

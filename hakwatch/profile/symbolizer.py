@@ -8,13 +8,12 @@ nothing else, keeps no descriptor but the socket and the targets map, and ends w
 privilege separation of OpenSSH's monitor, in small).
 """
 
-import os
 import resource
 import select
 import socket
 
 from hakwatch.errors import HakwatchError
-from hakwatch.helper_ipc import become_helper, end_helper, recv_json, send_json
+from hakwatch.helper_ipc import end_helper, recv_json, send_json, start_helper
 from hakwatch.profile.symbols import Mapping
 
 POLL_S = 0.5  # how often the helper looks for new targets: a process living less may go unnamed
@@ -35,14 +34,8 @@ class Symbolizer:
     """The server's end: `resolve(pid, addresses)`."""
 
     def __init__(self, probes):
-        ours, theirs = socket.socketpair()
-        targets_fd = probes.table("targets").map_fd
-        self.pid = os.fork()
-        if self.pid == 0:
-            ours.close()
-            _helper(theirs, probes.table("targets"), keep={theirs.fileno(), targets_fd})
-        theirs.close()
-        self.sock = ours
+        targets = probes.table("targets")
+        self.sock, self.pid = start_helper(lambda sock: _serve(sock, targets), keep={targets.map_fd})
 
     def resolve(self, pid: int, addresses: list[int]) -> tuple[list[Mapping], dict[int, tuple[str, Mapping | None]]]:
         try:
@@ -60,40 +53,33 @@ class Symbolizer:
         end_helper(self.sock, self.pid)
 
 
-def _helper(sock: socket.socket, targets, keep: set[int]):
-    """The helper's loop (never returns)."""
+def _serve(sock: socket.socket, targets):
+    """The helper's loop, until the server's end of the socket closes."""
     from hakwatch.profile.symbols import ProcessSymbols
 
-    status = 0
-    try:
-        become_helper(keep)
-        # bcc keeps each process's mapped files open: as many descriptors as the host allows
-        resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-        procs: dict[int, tuple[int, ProcessSymbols]] = {}  # pid -> its image (inits), its symbols
+    # bcc keeps each process's mapped files open: as many descriptors as the host allows
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    procs: dict[int, tuple[int, ProcessSymbols]] = {}  # pid -> its image (inits), its symbols
 
-        def take(watched: dict[int, int]):
-            """Symbols of each image: a pid that execs (`run`'s command, added before its exec) gets new ones."""
-            for pid in [p for p, (inits, _) in procs.items() if watched.get(p) != inits]:
-                procs.pop(pid)[1].close()
-            for pid in watched.keys() - procs.keys():
-                try:
-                    procs[pid] = (watched[pid], ProcessSymbols(pid))
-                except Exception:  # gone meanwhile: nothing to name
-                    continue
-
-        while True:
-            take({k.value: v.inits for k, v in targets.items()})
-            if not select.select([sock], [], [], POLL_S)[0]:
+    def take(watched: dict[int, int]):
+        """Symbols of each image: a pid that execs (`run`'s command, added before its exec) gets new ones."""
+        for pid in [p for p, (inits, _) in procs.items() if watched.get(p) != inits]:
+            procs.pop(pid)[1].close()
+        for pid in watched.keys() - procs.keys():
+            try:
+                procs[pid] = (watched[pid], ProcessSymbols(pid))
+            except Exception:  # gone meanwhile: nothing to name
                 continue
-            ask = recv_json(sock)
-            if ask is None:
-                break
-            take({k.value: v.inits for k, v in targets.items()})  # an exec since the last look
-            send_json(sock, _answer(procs.get(ask["pid"], (0, None))[1], ask["addresses"]))
-    except Exception:
-        status = 70
-    finally:
-        os._exit(status)
+
+    while True:
+        take({k.value: v.inits for k, v in targets.items()})
+        if not select.select([sock], [], [], POLL_S)[0]:
+            continue
+        ask = recv_json(sock)
+        if ask is None:
+            return
+        take({k.value: v.inits for k, v in targets.items()})  # an exec since the last look
+        send_json(sock, _answer(procs.get(ask["pid"], (0, None))[1], ask["addresses"]))
 
 
 def _answer(symbols, addresses: list[int]) -> dict:

@@ -6,7 +6,6 @@ where to read, and what, it finds itself in each process's libhakmem, so a compr
 it read nothing else.
 """
 
-import os
 import socket
 import struct
 import sys
@@ -14,7 +13,7 @@ import threading
 from array import array
 
 from hakwatch.contract.layout import load, words
-from hakwatch.helper_ipc import become_helper, end_helper, recv_frame, recv_json, send_frame, send_json
+from hakwatch.helper_ipc import end_helper, recv_frame, recv_json, send_frame, send_json, start_helper
 
 UNCHANGED, READ = 0, 1
 ENTRY = struct.Struct("<IIII")  # pid, UNCHANGED or READ (then the counters block's words), fresh, hidden
@@ -26,16 +25,8 @@ class LiveHelper:
     """The server's end: `read(images) -> {pid: (words, fresh, hidden_by)}`, as LiveReadings answers it."""
 
     def __init__(self, probes):
-        ours, theirs = socket.socketpair()
         targets = probes.table("targets")
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:  # whatever happens, the child never goes on as the server
-                ours.close()
-                _helper(theirs, targets, keep={theirs.fileno(), targets.map_fd})
-            finally:
-                os._exit(70)
-        theirs.close()
+        ours, self.pid = start_helper(lambda sock: _serve(sock, targets), keep={targets.map_fd})
         ours.settimeout(ANSWER_S)
         self.sock = ours
         self.lock = threading.Lock()  # scrapes come from a thread per connection: one question at a time
@@ -73,31 +64,25 @@ class LiveHelper:
         end_helper(self.sock, self.pid)
 
 
-def _helper(sock: socket.socket, targets, keep: set[int]):
-    """The helper's loop (never returns: whatever happens, the child must not go on as the server)."""
-    status = 0
-    try:
-        from hakwatch.read.live import LiveReadings
-        become_helper(keep)
-        readings, sent = LiveReadings(load()), {}
-        while True:
-            ask = recv_json(sock)
-            if ask is None:
-                break
-            watched = {k.value: v.inits for k, v in targets.items()}
-            images = {pid: inits for pid, inits in ask
-                      if type(pid) is int and type(inits) is int and watched.get(pid) == inits}
-            got = readings.read(images)
-            reply = bytearray()
-            for pid, (words_, fresh, hidden) in got.items():
-                runtime = RUNTIMES.index(hidden)
-                if sent.get(pid) is words_:
-                    reply += ENTRY.pack(pid, UNCHANGED, fresh, runtime)
-                else:
-                    reply += ENTRY.pack(pid, READ, fresh, runtime) + array("Q", words_).tobytes()
-            sent = {pid: w for pid, (w, _, _) in got.items()}
-            send_frame(sock, bytes(reply))
-    except Exception:
-        status = 70
-    finally:
-        os._exit(status)
+def _serve(sock: socket.socket, targets):
+    """The helper's loop, until the server's end of the socket closes."""
+    from hakwatch.read.live import LiveReadings
+
+    readings, sent = LiveReadings(load()), {}
+    while True:
+        ask = recv_json(sock)
+        if ask is None:
+            return
+        watched = {k.value: v.inits for k, v in targets.items()}
+        images = {pid: inits for pid, inits in ask
+                  if type(pid) is int and type(inits) is int and watched.get(pid) == inits}
+        got = readings.read(images)
+        reply = bytearray()
+        for pid, (words_, fresh, hidden) in got.items():
+            runtime = RUNTIMES.index(hidden)
+            if sent.get(pid) is words_:
+                reply += ENTRY.pack(pid, UNCHANGED, fresh, runtime)
+            else:
+                reply += ENTRY.pack(pid, READ, fresh, runtime) + array("Q", words_).tobytes()
+        sent = {pid: w for pid, (w, _, _) in got.items()}
+        send_frame(sock, bytes(reply))
