@@ -42,8 +42,13 @@ static void *fail(struct hak_tcache *tc, size_t n)
 
 static HAK_NOINLINE void *alloc_slow(struct hak_tcache *tc, unsigned cls, size_t n)
 {
-	if (unlikely(!tc->heap) && !hak_heap_init(tc))
-		return fail(tc, n);
+	if (unlikely(!tc->heap)) {
+		/* A heap needs the library initialised. Every small-block malloc makes its heap here, so
+		 * this is where that is seen to, whatever the caller did before. */
+		hak_ensure_init();
+		if (!hak_heap_init(tc))
+			return fail(tc, n);
+	}
 	struct hak_block *b = tc->head[cls];
 	if (!b) {
 		if (!hak_refill(tc, cls))

@@ -18,6 +18,10 @@
 
 #include "internal.h"
 
+/* An exported operator: declared as C++'s <new> declares it (C cannot include <new>), then defined.
+ * Every other function here has its declaration in internal.h, or is static (-Wmissing-prototypes). */
+#define OPERATOR(ret, mangled, params) HAK_API ret mangled params; HAK_API ret mangled params
+
 /* libstdc++'s operator `name`: the one after ours, or (libstdc++ loaded by dlopen, out of
  * RTLD_NEXT's reach) the loaded libstdc++'s; NULL when there is none. */
 static HAK_NOINLINE void *next_operator(const char *name)
@@ -50,12 +54,12 @@ void *hak_new_failed(size_t n)
 }
 
 /* The program's operator new(size_t) wins over this one when it has its own; so does its delete. */
-HAK_API void *_Znwm(size_t n)
+OPERATOR(void *, _Znwm, (size_t n))
 {
 	return hak_new(n);
 }
 
-HAK_API void _ZdlPv(void *p)
+OPERATOR(void, _ZdlPv, (void *p))
 {
 	hak_free(p);
 }
@@ -94,7 +98,7 @@ static HAK_NOINLINE void *new_array_unusual(size_t n)
 	return hak_new(n);
 }
 
-HAK_API void *_Znam(size_t n) /* new[](size_t) */
+OPERATOR(void *, _Znam, (size_t n)) /* new[](size_t) */
 {
 	if (unlikely(atomic_load_explicit(&replaced, memory_order_relaxed)))
 		return new_array_unusual(n);
@@ -103,7 +107,7 @@ HAK_API void *_Znam(size_t n) /* new[](size_t) */
 
 /* The nothrow forms return null where nothing can throw. */
 #define NEW_NOTHROW(mangled) \
-	HAK_API void *mangled(size_t n, const void *nothrow) \
+	OPERATOR(void *, mangled, (size_t n, const void *nothrow)) \
 	{ \
 		void *p = program_replaced() ? NULL : hak_malloc(n); \
 		if (likely(p)) \
@@ -112,13 +116,13 @@ HAK_API void *_Znam(size_t n) /* new[](size_t) */
 		return next ? next(n, nothrow) : NULL; \
 	}
 #define NEW_ALIGNED(mangled) \
-	HAK_API void *mangled(size_t n, size_t align) \
+	OPERATOR(void *, mangled, (size_t n, size_t align)) \
 	{ \
 		void *p = program_replaced() || (align & (align - 1)) ? NULL : hak_aligned(align, n); \
 		return likely(p) ? p : ((void *(*)(size_t, size_t))next_new(#mangled))(n, align); \
 	}
 #define NEW_ALIGNED_NOTHROW(mangled) \
-	HAK_API void *mangled(size_t n, size_t align, const void *nothrow) \
+	OPERATOR(void *, mangled, (size_t n, size_t align, const void *nothrow)) \
 	{ \
 		void *p = program_replaced() || (align & (align - 1)) ? NULL : hak_aligned(align, n); \
 		if (likely(p)) \
@@ -141,7 +145,7 @@ HAK_API void *_Znam(size_t n) /* new[](size_t) */
 			hak_free(p); \
 		} \
 	} \
-	HAK_API void mangled params \
+	OPERATOR(void, mangled, params) \
 	{ \
 		if (unlikely(atomic_load_explicit(&replaced, memory_order_relaxed))) { \
 			mangled##_unusual(__VA_ARGS__); \

@@ -14,7 +14,8 @@
 #include "internal.h"
 
 /* What every slow free ends with: an exiting thread flushes at once, a thread that only frees gets
- * a heap (its counters go out at its exit), the others flush when it is time. */
+ * a heap (its counters go out at its exit; the library is initialised: the block is in one of its
+ * SuperSlabs), the others flush when it is time. */
 static inline void after_slow_free(struct hak_tcache *tc)
 {
 	if (unlikely(tc->exited)) {
@@ -95,9 +96,12 @@ full:
 /* Not the start of a block of its page's class, or in a page with no blocks. */
 static HAK_NOINLINE void free_invalid(void *p)
 {
-	enum hak_sampled sampled = hak_sample_free(p); /* a sampled block starts 16 bytes (or its alignment) in */
-	if (sampled == HAK_SAMPLE_FREED)
+	struct hak_block *b;
+	enum hak_sampled sampled = hak_sample_free(p, &b); /* a sampled block starts 16 bytes (or its alignment) in */
+	if (sampled == HAK_SAMPLE_FREED) {
+		hak_free(b); /* the block the sample lies in, freed as any block is */
 		return;
+	}
 	unsigned cls = hak_page_cls(hak_ss_of(p), p);
 	hak_heap_error(sampled == HAK_SAMPLE_FREED_BEFORE ? HAKMEM_HEAP_DOUBLE_FREE : HAKMEM_HEAP_INVALID_POINTER, "free",
 		       p, cls == HAK_NO_CLASS ? 0 : hak_class_size[cls]);
@@ -133,7 +137,7 @@ static HAK_NOINLINE void free_not_small(void *p)
 	}
 	struct hak_tcache *tc = &hak_tc;
 	if (unlikely(!tc->heap) && !tc->exited)
-		hak_heap_init(tc);
+		hak_heap_init(tc); /* a live large block: the library is initialised */
 	tc->counters.frees[HAKMEM_SLOT_LARGE]++;
 	tc->slow_bytes_since_flush += hak_large_usable(p);
 	hak_sample_free_large(p);

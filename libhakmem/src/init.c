@@ -6,8 +6,6 @@
 
 #include "internal.h"
 
-void hak_threads_flush_all(void);
-
 static _Atomic int init_state; /* 0 not started, 1 running, 2 done */
 
 static HAK_NOINLINE void init_once(void)

@@ -240,9 +240,9 @@ static inline void hak_lock_reset(hak_lock_t *l)
 void *hak_malloc(size_t n);
 void *hak_new(size_t n);		/* operator new: malloc, or C++'s failure behaviour (cxx.c) */
 void *hak_new_failed(size_t n);
-void *hak_alloc_class_slow(struct hak_tcache *tc, unsigned cls);
 void *hak_aligned(size_t align, size_t n);
 void *hak_realloc(void *p, size_t n);
+void *hak_calloc(size_t count, size_t size);
 void hak_free(void *p);
 size_t hak_usable_size(const void *p);
 
@@ -282,6 +282,7 @@ struct hak_heap *hak_heap_init(struct hak_tcache *tc);
 void hak_heap_teardown(struct hak_tcache *tc);
 void hak_cache_shrink(struct hak_tcache *tc, unsigned cls, unsigned keep);
 void hak_threads_init(void);
+void hak_threads_flush_all(void);	/* at process exit: every live thread's counters */
 
 /* ---- os.c: the only place that calls mmap/munmap/madvise (counted, per thread) */
 void *hak_os_map(size_t bytes);
@@ -310,7 +311,8 @@ uint64_t hak_sample_due(struct hak_tcache *tc, size_t n);
 void *hak_sample_small(struct hak_block *b, size_t offset, size_t n, uint64_t mean);
 void hak_sample_large(void *p, size_t n, uint64_t mean);
 enum hak_sampled { HAK_NOT_SAMPLED, HAK_SAMPLE_FREED, HAK_SAMPLE_FREED_BEFORE };
-enum hak_sampled hak_sample_free(void *p);
+/* HAK_SAMPLE_FREED: `*block` is the block the sample lies in, for the caller to free. */
+enum hak_sampled hak_sample_free(void *p, struct hak_block **block);
 void hak_sample_fork_child(void);
 void hak_sample_free_large(void *p);
 size_t hak_sample_usable(const void *p);
@@ -319,7 +321,7 @@ size_t hak_sample_usable(const void *p);
 double hak_ln(double x);
 double hak_one_minus_exp_neg(double y);
 
-/* ---- stats.c: counters, the flush probe, HAKMEM_STATS */
+/* ---- stats.c: counters, the flush probe */
 void hak_stats_flush_thread(struct hak_tcache *tc);
 /* A change a reader of the process's memory must not see half of (state_map.c): under the stats lock,
  * with hakmem_totals.seq odd. */
@@ -346,11 +348,14 @@ static inline void hak_stats_maybe_flush_after_free(struct hak_tcache *tc)
 }
 void hak_stats_ss_event(enum hakmem_ss_event ev, void *addr, size_t bytes);
 void hak_stats_large_event(enum hakmem_large_event ev, void *addr, size_t bytes);
-void hak_stats_write_file(void);
+void hak_stats_snapshot(struct hakmem_counters *out);	/* the totals, whole (for HAKMEM_STATS) */
 extern const char hakmem_version[];
 void hak_stats_fork_prepare(void);
 void hak_stats_fork_parent(void);
 void hak_stats_fork_child(void);
+
+/* ---- stats_file.c: HAKMEM_STATS, written at exit */
+void hak_stats_write_file(void);
 
 /* ---- layers.c: the gauges, from the totals (DESIGN.md, "The memory layers") */
 int64_t hak_live_bytes(const struct hakmem_counters *t, unsigned slot);

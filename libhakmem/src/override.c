@@ -14,8 +14,6 @@ static bool pow2(size_t a)
 	return a && !(a & (a - 1));
 }
 
-void *hak_calloc(size_t count, size_t size);
-
 HAK_API void *calloc(size_t count, size_t size)
 {
 	return hak_calloc(count, size);

@@ -68,8 +68,6 @@ static void pace(void)
 		atomic_store_explicit(&mean_shift, shift - 1, memory_order_relaxed);
 }
 
-/* Bytes to the next sample: an exponential draw of the current mean; with sampling off, a countdown
- * that never runs out. */
 void hak_sample_fork_child(void)
 {
 	hak_tc.sample_rng = 0; /* its own stream, not its parent's intervals again */
@@ -92,6 +90,8 @@ static void set_countdown(struct hak_tcache *tc, uint64_t v)
 		tc->sample_left = v;
 }
 
+/* Bytes to the next sample: an exponential draw of the current mean; with sampling off, a countdown
+ * that never runs out. */
 static void next_interval(struct hak_tcache *tc)
 {
 	if (!hak_opt.sample_interval) {
@@ -170,7 +170,6 @@ void hak_sample_large(void *p, size_t n, uint64_t mean)
 	fire_sample_alloc(p, n, mean);
 }
 
-/* `p` is the address of a sampled small block: the start of its block, else NULL. */
 /* Where the header of a sampled block at p would be; NULL where none can be (page 0 of a SuperSlab is
  * its header alone: a sampled address is at least a page in). */
 static struct sample_header *header_before(const void *p)
@@ -180,6 +179,7 @@ static struct sample_header *header_before(const void *p)
 	return (struct sample_header *)((const char *)p - sizeof(struct sample_header));
 }
 
+/* `p` is the address of a sampled small block: the start of its block, else NULL. */
 static struct hak_block *sampled_block(const void *p, struct sample_header **out)
 {
 	struct sample_header *h = header_before(p);
@@ -206,7 +206,9 @@ static bool freed_sample(const void *p)
 	return hak_block_slab(ss, q) && hak_block_freed(ss, hak_page_cls(ss, q), q);
 }
 
-enum hak_sampled hak_sample_free(void *p)
+/* A sampled block freed: the probe fires and its header says so (a second free is a double free); the
+ * block the sample lies in goes back to the caller, free(), which frees it as it frees any block. */
+enum hak_sampled hak_sample_free(void *p, struct hak_block **block)
 {
 	struct sample_header *h;
 	struct hak_block *b = sampled_block(p, &h);
@@ -214,7 +216,7 @@ enum hak_sampled hak_sample_free(void *p)
 		return freed_sample(p) ? HAK_SAMPLE_FREED_BEFORE : HAK_NOT_SAMPLED;
 	fire_sample_free(p, h->size);
 	h->mark = sample_mark(p) ^ FREED_SALT;
-	hak_free(b);
+	*block = b;
 	return HAK_SAMPLE_FREED;
 }
 

@@ -58,9 +58,12 @@ static struct hak_heap *heap_alloc(void)
 
 static void thread_exit(void *arg);
 
+/* The caller has initialised the library (init.c, which calls down into hak_threads_init for the limits
+ * and the exit key used here): malloc's slow paths before they make a heap; a free of one of our
+ * blocks comes after the malloc that made it. */
 struct hak_heap *hak_heap_init(struct hak_tcache *tc)
 {
-	hak_ensure_init();
+	hak_check(first_limit[0]); /* set by hak_threads_init */
 	hak_lock(&heaps_lock);
 	struct hak_heap *h = heap_alloc();
 	if (h) {
