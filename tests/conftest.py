@@ -12,12 +12,13 @@ BUILD = ROOT / "tests" / "build"
 
 
 def build_c(source, *flags):
-    """Compile one C file of the tests into tests/build/ (again only when the source, or a header of the
-    contract that some programs include, is newer)."""
+    """Compile one C file of the tests into tests/build/ (again only when the source, a header beside it
+    such as allocator/programs/check.h, or a header of the contract that some programs include, is newer)."""
     source = Path(source)
     BUILD.mkdir(parents=True, exist_ok=True)
     binary = BUILD / source.stem
-    newest = max(p.stat().st_mtime for p in [source, *(ROOT / "probes").glob("*.h")])
+    headers = [*source.parent.glob("*.h"), *(ROOT / "probes").glob("*.h")]
+    newest = max(p.stat().st_mtime for p in [source, *headers])
     if not binary.exists() or binary.stat().st_mtime < newest:
         subprocess.run(
             ["gcc", "-O2", "-g", "-Wall", "-Werror", "-pthread", *flags, "-o", str(binary), str(source)],

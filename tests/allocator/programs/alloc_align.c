@@ -13,40 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
-
-static size_t opaque(size_t x) { volatile size_t v = x; return v; }
-
-/* word-wise pattern: fast enough for MiB blocks; bytes of a partial last word too */
-static void fill(void *p, size_t n, uint64_t seed)
-{
-	unsigned char *c = p;
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = x ^ (i * 0xD6E8FEB86659FD93ull);
-		memcpy(c + i, &v, 8);
-	}
-	for (; i < n; i++)
-		c[i] = (unsigned char)(x >> (i % 8));
-}
+#include "check.h"
 
 static void verify(const void *p, size_t n, uint64_t seed, const char *what, size_t align, size_t size)
 {
-	const unsigned char *c = p;
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = x ^ (i * 0xD6E8FEB86659FD93ull), got;
-		memcpy(&got, c + i, 8);
-		if (got != v)
-			FAIL("%s(alignment %zu, size %zu) at %p: bytes %zu..%zu overwritten (another block overlaps it?)",
-			     what, align, size, p, i, i + 7);
-	}
-	for (; i < n; i++)
-		if (c[i] != (unsigned char)(x >> (i % 8)))
-			FAIL("%s(alignment %zu, size %zu) at %p: byte %zu overwritten", what, align, size, p, i);
+	size_t bad = first_bad(p, n, seed);
+	if (bad != SIZE_MAX)
+		FAIL("%s(alignment %zu, size %zu) at %p: byte %zu overwritten (another block overlaps it?)", what, align,
+		     size, p, bad);
 }
 
 struct blk { void *p; size_t n, align, fill; const char *fn; uint64_t seed; };

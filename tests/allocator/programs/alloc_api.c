@@ -22,26 +22,14 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+#include "check.h"
 
-/* Keep the compiler from reasoning about sizes (and from warning about absurd ones). */
-static size_t opaque(size_t x) { volatile size_t v = x; return v; }
-
-static void fill(void *p, size_t n, unsigned seed)
+static void verify(const void *p, size_t n, uint64_t seed, const char *what)
 {
-	unsigned char *c = p;
-	for (size_t i = 0; i < n; i++)
-		c[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 8));
-}
-
-static void verify(const void *p, size_t n, unsigned seed, const char *what)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++)
-		if (c[i] != (unsigned char)(seed * 131u + i * 7u + (i >> 8)))
-			FAIL("%s: byte %zu of %zu changed (0x%02x, expected 0x%02x)", what, i, n, c[i],
-			     (unsigned char)(seed * 131u + i * 7u + (i >> 8)));
+	size_t i = first_bad(p, n, seed);
+	if (i != SIZE_MAX)
+		FAIL("%s: byte %zu of %zu changed (0x%02x, expected 0x%02x)", what, i, n, ((const unsigned char *)p)[i],
+		     pattern_byte(seed, i));
 }
 
 /* ---------------------------------------------------------------- resolve */

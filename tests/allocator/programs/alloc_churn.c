@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+#include "check.h"
 
 struct item { unsigned char *p; size_t n; uint32_t thread, index; };
 
@@ -35,32 +34,12 @@ static uint64_t pat(uint32_t t, uint32_t i)
 	return x | 1;
 }
 
-static void fill(unsigned char *p, size_t n, uint64_t v)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w = v ^ i;
-		memcpy(p + i, &w, 8);
-	}
-	for (; i < n; i++)
-		p[i] = (unsigned char)(v >> (i % 8 * 8));
-}
-
 static void check_free(struct item *it, const char *who)
 {
-	uint64_t v = pat(it->thread, it->index);
-	size_t i = 0;
-	for (; i + 8 <= it->n; i += 8) {
-		uint64_t w;
-		memcpy(&w, it->p + i, 8);
-		if (w != (v ^ i))
-			FAIL("%s: block %u of thread %u (%zu bytes at %p) corrupted at byte %zu", who, it->index,
-			     it->thread, it->n, (void *)it->p, i);
-	}
-	for (; i < it->n; i++)
-		if (it->p[i] != (unsigned char)(v >> (i % 8 * 8)))
-			FAIL("%s: block %u of thread %u (%zu bytes) corrupted at byte %zu", who, it->index,
-			     it->thread, it->n, i);
+	size_t bad = first_bad(it->p, it->n, pat(it->thread, it->index));
+	if (bad != SIZE_MAX)
+		FAIL("%s: block %u of thread %u (%zu bytes at %p) corrupted at byte %zu", who, it->index, it->thread,
+		     it->n, (void *)it->p, bad);
 	memset(it->p, 0xDD, it->n);
 	free(it->p);
 }

@@ -20,25 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+#include "check.h"
 
 static atomic_int stop;
 static atomic_long worker_ops;
-
-static void fill(unsigned char *p, size_t n, uint64_t v)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(v + i * 31 + (i >> 8));
-}
-
-static int ok(const unsigned char *p, size_t n, uint64_t v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != (unsigned char)(v + i * 31 + (i >> 8)))
-			return 0;
-	return 1;
-}
 
 static size_t size_for(uint64_t h)
 {
@@ -66,7 +51,7 @@ static void *worker(void *arg)
 	while (!atomic_load(&stop)) {
 		int k = (int)(it % N);
 		if (b[k]) {
-			CHECK(ok(b[k], n[k], w * 1000003ull + k), "parent worker %d: block corrupted", w);
+			CHECK(first_bad(b[k], n[k], w * 1000003ull + k) == SIZE_MAX, "parent worker %d: block corrupted", w);
 			free(b[k]);
 		}
 		n[k] = size_for(w * 7919 + it);
@@ -113,11 +98,12 @@ static void busy(uint64_t seed, int rounds)
 		for (int i = 0; i < N; i += 2) {
 			unsigned char *q = realloc(b[i], n[i] * 2 + 1);
 			CHECK(q, "child: realloc failed");
-			CHECK(ok(q, n[i], seed + i), "child: realloc lost content (%zu -> %zu bytes)", n[i], n[i] * 2 + 1);
+			CHECK(first_bad(q, n[i], seed + i) == SIZE_MAX, "child: realloc lost content (%zu -> %zu bytes)", n[i],
+			      n[i] * 2 + 1);
 			b[i] = q;
 		}
 		for (int i = 0; i < N; i++) {
-			CHECK(ok(b[i], n[i], seed + i), "child: block %d of %zu bytes corrupted", i, n[i]);
+			CHECK(first_bad(b[i], n[i], seed + i) == SIZE_MAX, "child: block %d of %zu bytes corrupted", i, n[i]);
 			free(b[i]);
 		}
 	}
@@ -162,18 +148,14 @@ int main(int argc, char **argv)
 		if (pid == 0) {
 			alarm(20);
 			for (int i = 0; i < KEEP; i++) {
-				if (!ok(keep[i], keepn[i], 77 + i)) {
-					fprintf(stderr, "FAIL: child %d: inherited block %d corrupted\n", f, i);
-					exit(1);
-				}
+				CHECK(first_bad(keep[i], keepn[i], 77 + i) == SIZE_MAX, "child %d: inherited block %d corrupted", f,
+				      i);
 				free(keep[i]);
 			}
 			busy(1000 + f, 3);
 			pthread_t t;
-			if (pthread_create(&t, NULL, child_thread, (void *)(uintptr_t)(5000 + f)) != 0) {
-				fprintf(stderr, "FAIL: child %d: pthread_create failed\n", f);
-				exit(1);
-			}
+			CHECK(pthread_create(&t, NULL, child_thread, (void *)(uintptr_t)(5000 + f)) == 0,
+			      "child %d: pthread_create failed", f);
 			busy(9000 + f, 2);
 			pthread_join(t, NULL);
 			exit(0);
@@ -188,7 +170,7 @@ int main(int argc, char **argv)
 		      WEXITSTATUS(status));
 		/* the parent goes on: its blocks are intact, and it keeps allocating */
 		for (int i = 0; i < KEEP; i++) {
-			CHECK(ok(keep[i], keepn[i], 77 + i), "parent: block %d corrupted after fork #%d", i, f);
+			CHECK(first_bad(keep[i], keepn[i], 77 + i) == SIZE_MAX, "parent: block %d corrupted after fork #%d", i, f);
 			if ((i + f) % 5 == 0) {
 				free(keep[i]);
 				keep[i] = malloc(keepn[i]);

@@ -15,40 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
-
-static size_t opaque(size_t x) { volatile size_t v = x; return v; }
-
-static void fill(void *p, size_t n, uint64_t seed)
-{
-	unsigned char *c = p;
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = x ^ (i * 0xD6E8FEB86659FD93ull);
-		memcpy(c + i, &v, 8);
-	}
-	for (; i < n; i++)
-		c[i] = (unsigned char)(x >> (i % 8));
-}
-
-static size_t first_bad(const void *p, size_t n, uint64_t seed)
-{
-	const unsigned char *c = p;
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = x ^ (i * 0xD6E8FEB86659FD93ull), got;
-		memcpy(&got, c + i, 8);
-		if (got != v)
-			return i;
-	}
-	for (; i < n; i++)
-		if (c[i] != (unsigned char)(x >> (i % 8)))
-			return i;
-	return SIZE_MAX;
-}
+#include "check.h"
 
 struct blk { void *p; size_t asked, usable; const char *how; uint64_t seed; };
 

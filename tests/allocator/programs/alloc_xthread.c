@@ -14,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+#include "check.h"
 
 struct item { unsigned char *p; size_t n; uint32_t thread, index; };
 
@@ -37,33 +36,13 @@ static uint64_t pat(uint32_t t, uint32_t i, int round)
 	return x | 1;
 }
 
-static void fill(unsigned char *p, size_t n, uint64_t v)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w = v + i;
-		memcpy(p + i, &w, 8);
-	}
-	for (; i < n; i++)
-		p[i] = (unsigned char)(v >> (i % 8 * 8));
-}
-
 static void check(const struct item *it)
 {
-	uint64_t v = pat(it->thread, it->index, round_no);
-	size_t i = 0;
-	for (; i + 8 <= it->n; i += 8) {
-		uint64_t w;
-		memcpy(&w, it->p + i, 8);
-		if (w != v + i)
-			FAIL("round %d: block %u of producer %u (%zu bytes at %p) corrupted at byte %zu: "
-			     "0x%016llx, expected 0x%016llx", round_no, it->index, it->thread, it->n, (void *)it->p, i,
-			     (unsigned long long)w, (unsigned long long)(v + i));
-	}
-	for (; i < it->n; i++)
-		if (it->p[i] != (unsigned char)(v >> (i % 8 * 8)))
-			FAIL("round %d: block %u of producer %u (%zu bytes) corrupted at byte %zu", round_no,
-			     it->index, it->thread, it->n, i);
+	uint64_t seed = pat(it->thread, it->index, round_no);
+	size_t bad = first_bad(it->p, it->n, seed);
+	if (bad != SIZE_MAX)
+		FAIL("round %d: block %u of producer %u (%zu bytes at %p) corrupted at byte %zu: 0x%02x, expected 0x%02x",
+		     round_no, it->index, it->thread, it->n, (void *)it->p, bad, it->p[bad], pattern_byte(seed, bad));
 }
 
 static size_t size_for(uint32_t t, uint32_t i)
