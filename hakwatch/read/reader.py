@@ -161,7 +161,8 @@ class Reader:
             last = self.targets.get(pid)
             if last is not None and last[0] is r.counters and last[1] == (r.kernel, r.refill_latency):
                 # Unchanged counts: the Target built from them, with what the kernel says now.
-                out[pid] = replace(last[2], exited_ns=r.exited_ns, resident=r.resident, cgroup=r.cgroup)
+                out[pid] = replace(last[2], exited_ns=r.exited_ns, resident=r.resident, cgroup=r.cgroup,
+                                   hidden_by=r.hidden_by)
             else:
                 out[pid] = target_of(r)
                 self.targets[pid] = (r.counters, (r.kernel, r.refill_latency), out[pid])

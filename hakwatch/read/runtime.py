@@ -24,10 +24,33 @@ def hidden_by(pid: int) -> str:
             return ""
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read().split(b"\0")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
     except OSError:  # gone, or not ours to read: nothing to say
         return ""
+    if _ignores_environment(argv):  # python -E or -I: PYTHONMALLOC is not read at all
+        return PYMALLOC
     setting = next((v[len(b"PYTHONMALLOC="):] for v in env if v.startswith(b"PYTHONMALLOC=")), b"").decode(errors="replace")
     return "" if setting in MALLOC_VALUES else PYMALLOC
+
+
+def _ignores_environment(argv: list[bytes]) -> bool:
+    """Whether the interpreter's options (those before the script, -c or -m) include -E or -I."""
+    args = iter(argv[1:])
+    for arg in args:
+        if not arg.startswith(b"-") or arg == b"-" or arg.startswith(b"--"):
+            return False
+        flags = arg[1:]
+        for i, flag in enumerate(flags):
+            if flag in b"EI":
+                return True
+            if flag in b"cm":  # what follows is the command or the module, not options
+                return False
+            if flag in b"XW":  # takes a value: the rest of this argument, or the next one
+                if i == len(flags) - 1:
+                    next(args, None)
+                break
+    return False
 
 
 def advice(pid: int, comm: str) -> str:
