@@ -94,7 +94,8 @@ def serve_until_gone(watch: Watch, user: str, pids_given: bool):
     while True:
         time.sleep(1)
         watch.reader.expire()
-        if pids_given and not watch.reader.read():
+        # the targets map alone: a reading of every process's memory each second would be work for nothing
+        if pids_given and not list(watch.probes.table("targets").keys()):
             say("every watched process has exited")
             return
 

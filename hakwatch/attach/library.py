@@ -47,25 +47,16 @@ def library_version(path: str) -> str:
         return f.read(64).split(b"\0", 1)[0].decode(errors="replace")
 
 
-def totals_address(mapping) -> int:
-    """Where `hakmem_totals` is in the process: the library's load address (its mapping at file
-    offset 0, a targets.Mapping) plus the symbol's value."""
-    f, elf = _open_elf(mapping.file)
-    with f:
-        sym = _symbol(elf, TOTALS_SYMBOL)
-    if sym is None:
-        raise HakwatchError(f"{mapping.path} exports no {TOTALS_SYMBOL}: a libhakmem older than hakwatch "
-                            "(rebuild it, or watch it with `hakwatch run` from its start)")
-    return mapping.start + sym["st_value"]
-
-
 _symbol_values: dict[tuple[tuple[int, int], str], int | None] = {}
 
 
 def _symbol_value(path: str, name: str) -> int | None:
     """A symbol's value in a library file, looked up once per file (its device and inode): a host's
     thousand processes mapping one libhakmem parse it once."""
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise HakwatchError(f"cannot read {path}: {e.strerror}") from None
     key = ((st.st_dev, st.st_ino), name)
     if key not in _symbol_values:
         f, elf = _open_elf(path)
@@ -76,6 +67,16 @@ def _symbol_value(path: str, name: str) -> int | None:
                 raise HakwatchError(f"{path} is not an ELF file ({e})") from None
         _symbol_values[key] = sym["st_value"] if sym is not None else None
     return _symbol_values[key]
+
+
+def totals_address(mapping) -> int:
+    """Where `hakmem_totals` is in the process: the library's load address (its mapping at file
+    offset 0, a targets.Mapping) plus the symbol's value."""
+    value = _symbol_value(mapping.file, TOTALS_SYMBOL)
+    if value is None:
+        raise HakwatchError(f"{mapping.path} exports no {TOTALS_SYMBOL}: a libhakmem older than hakwatch "
+                            "(rebuild it, or watch it with `hakwatch run` from its start)")
+    return mapping.start + value
 
 
 def state_map_address(mapping) -> int | None:

@@ -77,17 +77,13 @@ def memory(lay: Layout, c) -> Memory:
 
 @lru_cache(maxsize=None)
 def _imbalance(lay: Layout) -> tuple[itemgetter, tuple[int, ...]]:
-    """The layers' sum less the mapped bytes, as the linear function of the counters' words it is (every
-    layer is one): the words it reads and their factors, found by evaluating it on each word alone."""
-    n, where, factors = words(lay), [], []
-    for i in range(n):
-        unit = [0] * n
-        unit[i] = 1
-        m = memory(lay, plain(unit, lay))
-        if d := sum(m.layers.values()) - m.mapped:
-            where.append(i)
-            factors.append(d)
-    return itemgetter(*where), tuple(factors)
+    """The layers' sum less the mapped bytes, as the linear function of the counters' words it is: the
+    words it reads and their factors (from gauge_factors' rows)."""
+    rows = gauge_factors(lay)
+    layers, mapped = rows[:len(lay.layers)], rows[-1]
+    factors = [sum(column) - m for column, m in zip(zip(*layers), mapped)]
+    where = [i for i, f in enumerate(factors) if f]
+    return itemgetter(*where), tuple(factors[i] for i in where)
 
 
 def balanced(lay: Layout, words_: list[int]) -> bool:

@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 from hakwatch.read.layers import gauge_factors
-from hakwatch.contract.layout import Layout, load, state_map_ctype, totals_ctype, words
+from hakwatch.contract.layout import Layout, counters_ctype, load, state_map_ctype, totals_ctype, words
 
 ATTEMPTS = 4           # readings of a busy process per scrape before the last good one stands
 RETRY_S = 0.0005       # after a seq found odd: long enough for a flush or a thread start to finish
@@ -121,13 +121,8 @@ U32_FIELDS = ("limit", "room", "flushed_len", "returned")
 
 
 def _fields(lay: Layout, m) -> _Fields:
-    at, index = 0, {}
-    for name, dims in lay.fields:
-        index[name] = at
-        n = 1
-        for d in dims:
-            n *= d
-        at += n
+    Counters = counters_ctype(lay)
+    index = {name: getattr(Counters, name).offset // 8 for name, _ in lay.fields}  # word indices
     classes, nbytes = len(lay.class_sizes), words(lay) * 8
     sizes = {"counters": nbytes, "limit": 4 * classes, "room": 4 * classes, "flushed_len": 4 * classes,
              "returned": 4 * classes, "sample_left": 8, "sample_base": 8, "flush_seq": 8}
